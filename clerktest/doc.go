@@ -1,0 +1,18 @@
+// Package clerktest runs a fake Clerk instance for tests: a loopback HTTP
+// server that publishes a JWKS on both the Frontend API path
+// (/.well-known/jwks.json, public) and the Backend API path (/v1/jwks, behind
+// the secret key), and mints session tokens in Clerk's real formats (v2 and
+// v1 claims, template and machine tokens) signed with keys it controls.
+//
+// It is meant for sessiongate's own tests, for users' tests of code that sits
+// behind sessiongate, and for the `sessiongate dev` mode. Beyond well-formed
+// tokens it can produce the malformed ones an authenticating proxy must
+// reject (foreign keys, algorithm confusion, "none", raw headers and payloads,
+// wrong claim types) and it can make its JWKS endpoints fail in the ways a real
+// network does (errors, garbage, empty sets, slowness, resets, refused
+// connections).
+//
+// An Instance is safe for concurrent use. The fake only ever listens on a
+// loopback address: it MUST NOT be exposed, because anyone who can reach it
+// can mint tokens it will vouch for.
+package clerktest

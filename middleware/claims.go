@@ -1,0 +1,381 @@
+package middleware
+
+import (
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Claims are the verified claims of a Clerk session token, v1 and v2 alike.
+//
+// A *Claims handed out by the Gate is shared between requests carrying the
+// same token (it lives in the verified-token cache): callers MUST treat it,
+// and its slices, as read-only.
+type Claims struct {
+	// Subject is the user id (user_…).
+	Subject string
+	// SessionID is the session id (sess_…).
+	SessionID string
+	// Issuer is the Frontend API URL that minted the token.
+	Issuer string
+	// AuthorizedParty is the azp claim: the origin the token was minted for.
+	AuthorizedParty string
+	// ID is the jti claim, if present.
+	ID string
+	// Expiry, IssuedAt and NotBefore are exp, iat and nbf (zero if absent,
+	// except Expiry, which is required).
+	Expiry, IssuedAt, NotBefore time.Time
+	// Version is the claim-set version: 2 for tokens with "v":2, else 1.
+	Version int
+	// SessionStatus is the sts claim ("active" or "pending"; "" in v1 tokens).
+	SessionStatus string
+
+	// OrgID, OrgSlug and OrgRole describe the active organization, if any.
+	// OrgRole always carries the "org:" prefix (v2 tokens send it without).
+	OrgID, OrgSlug, OrgRole string
+	// OrgPermissions are the active organization's permissions, as
+	// "org:<feature>:<permission>" (v2 o.per/o.fpm decoded with fea) or as
+	// listed in v1's org_permissions.
+	OrgPermissions []string
+
+	// Features is the fea claim split on commas ("o:dashboard", "u:export").
+	Features []string
+	// Plan is the pla claim ("u:free", "o:pro").
+	Plan string
+	// FactorVerificationAge is fva: minutes since the first and second factor
+	// were verified, -1 meaning never. Nil when absent.
+	FactorVerificationAge *[2]int64
+	// Actor is set when the session is an impersonation (act claim).
+	Actor *Actor
+}
+
+// Actor is the impersonator of an impersonation session (the act claim).
+type Actor struct {
+	Issuer    string
+	SessionID string
+	Subject   string
+	Type      string
+}
+
+// HasRole reports whether the active organization role is role. "admin" and
+// "org:admin" name the same role.
+func (c *Claims) HasRole(role string) bool {
+	return c.OrgRole != "" && c.OrgRole == normalizeRole(role)
+}
+
+// HasPermission reports whether the active organization grants perm.
+func (c *Claims) HasPermission(perm string) bool {
+	for _, p := range c.OrgPermissions {
+		if p == perm {
+			return true
+		}
+	}
+	return false
+}
+
+func normalizeRole(role string) string {
+	if role == "" || strings.HasPrefix(role, "org:") {
+		return role
+	}
+	return "org:" + role
+}
+
+// rawClaims is the decoded claim set before the checks that depend on time
+// and configuration. Presence of numeric claims is tracked separately because
+// 0 is a valid value.
+type rawClaims struct {
+	Claims
+	exp, iat, nbf          int64
+	hasExp, hasIat, hasNbf bool
+	version                int64
+	org                    rawOrg
+	v1OrgRole              string
+	v1OrgPerms             []string
+	fea                    string
+}
+
+type rawOrg struct {
+	id, slug, role, per, fpm string
+}
+
+// decodeClaims parses a claim set strictly: every member known to Clerk's Go
+// SDK must have the JSON type that SDK requires (a token it rejects MUST NOT
+// pass here), null means absent, duplicate members and malformed JSON are
+// refused. Unknown members are validated and ignored.
+func decodeClaims(payload []byte) (*rawClaims, error) {
+	c := &rawClaims{}
+	r := jsonReader{data: payload}
+	err := r.object(0, func(name string) error {
+		if r.null() {
+			return nil
+		}
+		var err error
+		switch name {
+		case "sub":
+			c.Subject, err = r.string()
+		case "sid":
+			c.SessionID, err = r.string()
+		case "iss":
+			c.Issuer, err = r.string()
+		case "azp":
+			c.AuthorizedParty, err = r.string()
+		case "jti":
+			c.ID, err = r.string()
+		case "sts":
+			c.SessionStatus, err = r.string()
+		case "pla":
+			c.Plan, err = r.string()
+		case "fea":
+			c.fea, err = r.string()
+		case "exp":
+			c.exp, err = r.int64()
+			c.hasExp = true
+		case "iat":
+			c.iat, err = r.int64()
+			c.hasIat = true
+		case "nbf":
+			c.nbf, err = r.int64()
+			c.hasNbf = true
+		case "v":
+			c.version, err = r.int64()
+		case "fva":
+			err = c.decodeFVA(&r)
+		case "o":
+			err = c.decodeOrg(&r)
+		case "act":
+			err = c.decodeActor(&r)
+		case "org_id":
+			c.OrgID, err = r.string()
+		case "org_slug":
+			c.OrgSlug, err = r.string()
+		case "org_role":
+			c.v1OrgRole, err = r.string()
+		case "org_permissions":
+			c.v1OrgPerms, err = stringArray(&r)
+		case "aud":
+			// Clerk session tokens carry no aud; when present it must be a
+			// string or an array of strings (RFC 7519), as go-jose requires.
+			if r.peek() == '[' {
+				_, err = stringArray(&r)
+			} else {
+				_, err = r.string()
+			}
+		default:
+			err = r.skip(1)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	c.finish()
+	return c, nil
+}
+
+func (c *rawClaims) decodeFVA(r *jsonReader) error {
+	if r.peek() != '[' {
+		if err := r.skip(1); err != nil {
+			return err
+		}
+		return errClaimType
+	}
+	var fva [2]int64
+	n := 0
+	err := r.array(1, func() error {
+		if n >= 2 {
+			return errClaimType
+		}
+		v, err := r.int64()
+		fva[n] = v
+		n++
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n != 2 {
+		return errClaimType
+	}
+	c.FactorVerificationAge = &fva
+	return nil
+}
+
+func (c *rawClaims) decodeOrg(r *jsonReader) error {
+	if r.peek() != '{' {
+		if err := r.skip(1); err != nil {
+			return err
+		}
+		return errClaimType
+	}
+	return r.object(1, func(name string) error {
+		if r.null() {
+			return nil
+		}
+		var err error
+		switch name {
+		case "id":
+			c.org.id, err = r.string()
+		case "slg":
+			c.org.slug, err = r.string()
+		case "rol":
+			c.org.role, err = r.string()
+		case "per":
+			c.org.per, err = r.string()
+		case "fpm":
+			c.org.fpm, err = r.string()
+		default:
+			err = r.skip(2)
+		}
+		return err
+	})
+}
+
+func (c *rawClaims) decodeActor(r *jsonReader) error {
+	if r.peek() != '{' {
+		if err := r.skip(1); err != nil {
+			return err
+		}
+		return errClaimType
+	}
+	a := &Actor{}
+	err := r.object(1, func(name string) error {
+		if r.null() {
+			return nil
+		}
+		var err error
+		switch name {
+		case "iss":
+			a.Issuer, err = r.string()
+		case "sid":
+			a.SessionID, err = r.string()
+		case "sub":
+			a.Subject, err = r.string()
+		case "type":
+			a.Type, err = r.string()
+		default:
+			err = r.skip(2)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.Actor = a
+	return nil
+}
+
+func stringArray(r *jsonReader) ([]string, error) {
+	if r.peek() != '[' {
+		if err := r.skip(1); err != nil {
+			return nil, err
+		}
+		return nil, errClaimType
+	}
+	var out []string
+	err := r.array(1, func() error {
+		s, err := r.string()
+		out = append(out, s)
+		return err
+	})
+	return out, err
+}
+
+// finish fills the public Claims from the raw members.
+func (c *rawClaims) finish() {
+	if c.hasExp {
+		c.Expiry = time.Unix(c.exp, 0)
+	}
+	if c.hasIat {
+		c.IssuedAt = time.Unix(c.iat, 0)
+	}
+	if c.hasNbf {
+		c.NotBefore = time.Unix(c.nbf, 0)
+	}
+	if c.fea != "" {
+		c.Features = splitList(c.fea)
+	}
+	if c.version >= 2 {
+		c.Version = int(c.version)
+		c.OrgID, c.OrgSlug = c.org.id, c.org.slug
+		if c.org.id != "" {
+			c.OrgRole = normalizeRole(c.org.role)
+			c.OrgPermissions = orgPermissions(c.Features, c.org.per, c.org.fpm)
+		} else {
+			c.OrgID, c.OrgSlug = "", ""
+		}
+	} else {
+		// v1 (and tokens without v): flat org claims; v2's "o" is ignored.
+		c.Version = 1
+		if c.OrgID != "" {
+			c.OrgRole = normalizeRole(c.v1OrgRole)
+			c.OrgPermissions = c.v1OrgPerms
+		} else {
+			c.OrgSlug = ""
+		}
+	}
+}
+
+func splitList(s string) []string {
+	parts := strings.Split(s, ",")
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// orgPermissions decodes v2's compact permissions. fea lists features as
+// "<scope>:<feature>"; the org-scoped ones (scope contains "o") are, in order,
+// the features that fpm's comma-separated decimal masks describe; bit j of a
+// mask (least significant first) grants per[j]. This follows Clerk's
+// JavaScript SDK (jwtPayloadParser.ts), which indexes org-scoped features
+// only; masks may exceed 64 bits. A mask that does not parse grants nothing
+// for its feature (fail closed) rather than rejecting the token.
+func orgPermissions(features []string, per, fpm string) []string {
+	if per == "" || fpm == "" || len(features) == 0 {
+		return nil
+	}
+	perms := splitList(per)
+	masks := strings.Split(fpm, ",")
+	var out []string
+	i := 0
+	for _, f := range features {
+		scope, name, ok := strings.Cut(f, ":")
+		if !ok || !strings.Contains(scope, "o") || name == "" {
+			continue
+		}
+		if i >= len(masks) {
+			break
+		}
+		mask := strings.TrimSpace(masks[i])
+		i++
+		for j, p := range perms {
+			if maskBit(mask, j) {
+				out = append(out, "org:"+name+":"+p)
+			}
+		}
+	}
+	return out
+}
+
+// maskBit reports whether bit j of the non-negative decimal mask is set.
+func maskBit(mask string, j int) bool {
+	if len(mask) <= 18 {
+		v, err := strconv.ParseUint(mask, 10, 64)
+		if err != nil {
+			return false
+		}
+		return j < 64 && v&(1<<uint(j)) != 0
+	}
+	var b big.Int
+	if _, ok := b.SetString(mask, 10); !ok || b.Sign() < 0 {
+		return false
+	}
+	return b.Bit(j) == 1
+}

@@ -1,0 +1,141 @@
+package middleware
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Reason is a stable, machine-readable rejection code. It is sent in the JSON
+// body and the X-Clerk-Auth-Reason header; the strings follow Clerk's SDKs
+// where Clerk has one. docs/reason-codes.md lists them all.
+type Reason string
+
+// The reason codes of DESIGN §3. Their strings are a public contract.
+const (
+	ReasonSessionTokenMissing      Reason = "session-token-missing"
+	ReasonSessionTokenStale        Reason = "session-token-stale"
+	ReasonTokenInvalid             Reason = "token-invalid"
+	ReasonTokenInvalidAlgorithm    Reason = "token-invalid-algorithm"
+	ReasonTokenInvalidSignature    Reason = "token-invalid-signature"
+	ReasonKidMismatch              Reason = "jwk-kid-mismatch"
+	ReasonTokenExpired             Reason = "token-expired"
+	ReasonTokenNotActiveYet        Reason = "token-not-active-yet"
+	ReasonTokenIatInTheFuture      Reason = "token-iat-in-the-future"
+	ReasonTokenInvalidIssuer       Reason = "token-invalid-issuer"
+	ReasonTokenInvalidParties      Reason = "token-invalid-authorized-parties"
+	ReasonTokenTypeMismatch        Reason = "token-type-mismatch"
+	ReasonSessionPending           Reason = "session-pending"
+	ReasonSessionRevoked           Reason = "session-revoked"
+	ReasonMissingOrg               Reason = "missing-org"
+	ReasonMissingRole              Reason = "missing-role"
+	ReasonMissingPermission        Reason = "missing-permission"
+	ReasonKeysUnavailable          Reason = "jwk-remote-failed-to-load"
+	ReasonSessionStatusUnavailable Reason = "session-status-unavailable"
+)
+
+// Reasons lists every reason code, in the order of DESIGN §3.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonSessionTokenMissing, ReasonSessionTokenStale, ReasonTokenInvalid,
+		ReasonTokenInvalidAlgorithm, ReasonTokenInvalidSignature, ReasonKidMismatch,
+		ReasonTokenExpired, ReasonTokenNotActiveYet, ReasonTokenIatInTheFuture,
+		ReasonTokenInvalidIssuer, ReasonTokenInvalidParties, ReasonTokenTypeMismatch,
+		ReasonSessionPending, ReasonSessionRevoked,
+		ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission,
+		ReasonKeysUnavailable, ReasonSessionStatusUnavailable,
+	}
+}
+
+// Status is the HTTP status that goes with a reason: 403 for authorization
+// failures, 503 when sessiongate cannot decide, 401 for everything else.
+func (r Reason) Status() int {
+	switch r {
+	case ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission:
+		return http.StatusForbidden
+	case ReasonKeysUnavailable, ReasonSessionStatusUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusUnauthorized
+	}
+}
+
+// ErrorCode is the "error" member of the JSON body for the reason's status:
+// "unauthenticated", "forbidden" or "unavailable".
+func (r Reason) ErrorCode() string {
+	switch r.Status() {
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	default:
+		return "unauthenticated"
+	}
+}
+
+// Error is a rejection: a reason code, a message that is safe to show a
+// client, and the cause for logs. Its text MUST NOT contain a token, a cookie
+// value or a secret key, and neither may Message.
+type Error struct {
+	Reason  Reason
+	Message string
+	// Err is the underlying cause, if any (for errors.Is/As and logs).
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "middleware: " + string(e.Reason)
+	}
+	return "middleware: " + string(e.Reason) + ": " + e.Message
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes every *Error match the sentinel of its reason, so that callers can
+// write errors.Is(err, middleware.ErrTokenExpired).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Err == nil && t.Reason == e.Reason
+}
+
+// Sentinels, one per reason, for errors.Is. Returned errors are *Error values
+// with a message; they match these by reason.
+var (
+	ErrSessionTokenMissing      = &Error{Reason: ReasonSessionTokenMissing}
+	ErrSessionTokenStale        = &Error{Reason: ReasonSessionTokenStale}
+	ErrTokenInvalid             = &Error{Reason: ReasonTokenInvalid}
+	ErrTokenInvalidAlgorithm    = &Error{Reason: ReasonTokenInvalidAlgorithm}
+	ErrTokenInvalidSignature    = &Error{Reason: ReasonTokenInvalidSignature}
+	ErrKidMismatch              = &Error{Reason: ReasonKidMismatch}
+	ErrTokenExpired             = &Error{Reason: ReasonTokenExpired}
+	ErrTokenNotActiveYet        = &Error{Reason: ReasonTokenNotActiveYet}
+	ErrTokenIatInTheFuture      = &Error{Reason: ReasonTokenIatInTheFuture}
+	ErrTokenInvalidIssuer       = &Error{Reason: ReasonTokenInvalidIssuer}
+	ErrTokenInvalidParties      = &Error{Reason: ReasonTokenInvalidParties}
+	ErrTokenTypeMismatch        = &Error{Reason: ReasonTokenTypeMismatch}
+	ErrSessionPending           = &Error{Reason: ReasonSessionPending}
+	ErrSessionRevoked           = &Error{Reason: ReasonSessionRevoked}
+	ErrMissingOrg               = &Error{Reason: ReasonMissingOrg}
+	ErrMissingRole              = &Error{Reason: ReasonMissingRole}
+	ErrMissingPermission        = &Error{Reason: ReasonMissingPermission}
+	ErrKeysUnavailable          = &Error{Reason: ReasonKeysUnavailable}
+	ErrSessionStatusUnavailable = &Error{Reason: ReasonSessionStatusUnavailable}
+)
+
+func reject(reason Reason, msg string) *Error { return &Error{Reason: reason, Message: msg} }
+
+func rejectErr(reason Reason, msg string, cause error) *Error {
+	return &Error{Reason: reason, Message: msg, Err: cause}
+}
+
+// Outcome maps any error from the Gate to its reason. An error that is not an
+// *Error (which the Gate never returns) is treated as token-invalid: an
+// unknown failure MUST NOT let a request through.
+func Outcome(err error) (status int, reason Reason, message string) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason.Status(), e.Reason, e.Message
+	}
+	return http.StatusUnauthorized, ReasonTokenInvalid, "the session token could not be verified"
+}

@@ -1,0 +1,165 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// SessionCookie is the cookie Clerk's browser SDK keeps the session token in.
+const SessionCookie = "__session"
+
+// Source says where a request's token came from.
+type Source int
+
+// Token sources.
+const (
+	SourceNone   Source = iota // no token
+	SourceHeader               // Authorization: Bearer
+	SourceCookie               // __session cookie
+)
+
+// ExtractToken finds the session token of a request (DESIGN §2.1):
+// "Authorization: Bearer <token>" (scheme case-insensitive, one or more
+// spaces), else the first __session cookie. The header wins when both are
+// present. An Authorization header with another scheme is not a session token
+// and the cookie is used. More than one Authorization header is ambiguous and
+// refused (token-invalid): proxies in front may not agree on which one counts.
+func ExtractToken(r *http.Request) (string, Source, error) {
+	if vals := r.Header["Authorization"]; len(vals) > 0 {
+		if len(vals) > 1 {
+			return "", SourceHeader, reject(ReasonTokenInvalid, "more than one Authorization header")
+		}
+		if tok, ok := bearer(vals[0]); ok {
+			if tok != "" {
+				return tok, SourceHeader, nil
+			}
+		}
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		return c.Value, SourceCookie, nil
+	}
+	return "", SourceNone, nil
+}
+
+// bearer returns the credentials of a Bearer authorization value.
+func bearer(v string) (string, bool) {
+	scheme, rest, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.Trim(rest, " "), true
+}
+
+type claimsKey struct{}
+
+// ClaimsFromContext returns the verified claims the Gate put in ctx.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok && c != nil
+}
+
+// ContextWithClaims returns a copy of ctx carrying c. The Gate calls it after
+// verification; tests of handlers can call it to fake a signed-in request.
+func ContextWithClaims(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// Authenticate extracts and verifies the token of r under policy p.
+func (g *Gate) Authenticate(r *http.Request, p Policy) (*Claims, error) {
+	tok, _, err := ExtractToken(r)
+	if err != nil {
+		return nil, err
+	}
+	return g.VerifyWith(r.Context(), tok, p)
+}
+
+// Require rejects requests without a valid session token with the outcome of
+// DESIGN §3, and passes the others on with the claims in their context.
+func (g *Gate) Require(next http.Handler) http.Handler {
+	p := g.DefaultPolicy()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := g.Authenticate(r, p)
+		if err != nil {
+			g.WriteError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), c)))
+	})
+}
+
+// Optional never rejects: a request with a valid session token gets its
+// claims in the context, any other request passes on without claims.
+func (g *Gate) Optional(next http.Handler) http.Handler {
+	p := g.DefaultPolicy()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := g.Authenticate(r, p)
+		if err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), c)))
+	})
+}
+
+// errorBody is the JSON body of every rejection.
+type errorBody struct {
+	Error   string `json:"error"`
+	Reason  Reason `json:"reason"`
+	Message string `json:"message"`
+}
+
+// RetryAfterSeconds is sent with every 503.
+const RetryAfterSeconds = "5"
+
+// WriteError writes the outcome of err (DESIGN §3): the status of its
+// reason, the JSON body, X-Clerk-Auth-Reason, X-Clerk-Auth-Status:
+// signed-out and WWW-Authenticate on 401, Retry-After on 503.
+func (g *Gate) WriteError(w http.ResponseWriter, err error) {
+	WriteError(w, err, g.realm)
+}
+
+// WriteError is Gate.WriteError for callers without a Gate.
+func WriteError(w http.ResponseWriter, err error, realm string) {
+	status, reason, msg := Outcome(err)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Clerk-Auth-Reason", string(reason))
+	switch status {
+	case http.StatusUnauthorized:
+		h.Set("X-Clerk-Auth-Status", "signed-out")
+		challenge := `Bearer realm="` + realm + `"`
+		if reason != ReasonSessionTokenMissing {
+			challenge += `, error="invalid_token"`
+		}
+		h.Set("WWW-Authenticate", challenge)
+	case http.StatusServiceUnavailable:
+		h.Set("Retry-After", RetryAfterSeconds)
+	}
+	body, _ := json.Marshal(errorBody{Error: reason.ErrorCode(), Reason: reason, Message: msg})
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// IsBrowserNavigation reports whether r is a browser's top-level or iframe
+// navigation, the only kind of request that may be redirected (to Clerk's
+// handshake or a sign-in page): a GET with Sec-Fetch-Dest document or iframe,
+// or, from browsers that send no Sec-Fetch-Dest, a GET whose Accept starts
+// with text/html. Fetch/XHR (Sec-Fetch-Dest: empty), HEAD and every other
+// method are not navigations, as in Clerk's SDK.
+func IsBrowserNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "document", "iframe":
+		return true
+	case "":
+		return strings.HasPrefix(r.Header.Get("Accept"), "text/html")
+	default:
+		return false
+	}
+}
