@@ -1,0 +1,273 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of the sessiongate binary (DESIGN §4).
+// Load fills it from defaults, a YAML file, the environment and flags, then
+// validates it; a Config returned by Load is ready to use.
+type Config struct {
+	// Listen is the proxy's address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// AdminListen is the admin listener (/healthz, /readyz, /metrics, session
+	// revoke). Default "127.0.0.1:9090". Empty string disables it.
+	AdminListen string `yaml:"admin_listen"`
+	// AdminToken is the bearer token the admin listener requires; required
+	// when AdminListen is not a loopback address.
+	AdminToken Secret `yaml:"admin_token"`
+	// Upstream is the default upstream of routes that name none. With no
+	// routes at all it makes one catch-all required route "/"
+	// (SESSIONGATE_UPSTREAM, --upstream).
+	Upstream string `yaml:"upstream"`
+
+	Clerk      Clerk      `yaml:"clerk"`
+	JWKS       JWKS       `yaml:"jwks"`
+	Cache      Cache      `yaml:"cache"`
+	Headers    Headers    `yaml:"headers"`
+	Revocation Revocation `yaml:"revocation"`
+	Server     Server     `yaml:"server"`
+	Log        Log        `yaml:"log"`
+
+	// SignInURL, when set, is where browser navigations that end signed-out
+	// on a required route are redirected (with redirect_url).
+	SignInURL string `yaml:"sign_in_url"`
+	// PublicOrigin is the origin browsers use to reach sessiongate
+	// (https://app.example.com); it builds redirect_url.
+	PublicOrigin string `yaml:"public_origin"`
+	// TrustedProxies are CIDRs (or single IPs) whose X-Forwarded-Host and
+	// X-Forwarded-Proto are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// Routes, matched by longest path prefix (then host). Empty with Upstream
+	// set: one catch-all required route.
+	Routes []Route `yaml:"routes"`
+}
+
+// Clerk is the Clerk instance.
+type Clerk struct {
+	// SecretKey is the Backend API secret key (sk_live_…/sk_test_…).
+	// CLERK_SECRET_KEY.
+	SecretKey Secret `yaml:"secret_key"`
+	// APIURL is the Backend API base. Default "https://api.clerk.com".
+	// CLERK_API_URL.
+	APIURL string `yaml:"api_url"`
+	// Issuer is the exact iss of session tokens: the Frontend API URL. When
+	// empty it is derived from PublishableKey. SESSIONGATE_ISSUER.
+	Issuer string `yaml:"issuer"`
+	// PublishableKey (pk_live_…/pk_test_…) names the Frontend API host.
+	// CLERK_PUBLISHABLE_KEY.
+	PublishableKey string `yaml:"publishable_key"`
+	// ProxyURL is the Frontend API behind the app's own origin, if used.
+	ProxyURL string `yaml:"proxy_url"`
+	// JWKSURL overrides where keys are fetched. Default: {APIURL}/v1/jwks
+	// with the secret key, else {Issuer}/.well-known/jwks.json.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWTKey is a PEM RSA public key: when set, no network call is ever made
+	// for keys. CLERK_JWT_KEY.
+	JWTKey string `yaml:"jwt_key"`
+	// AuthorizedParties are the origins allowed in azp.
+	// SESSIONGATE_AUTHORIZED_PARTIES (comma-separated).
+	AuthorizedParties []string `yaml:"authorized_parties"`
+	// ClockSkew is the leeway on exp/nbf/iat. Default 5s.
+	ClockSkew Duration `yaml:"clock_skew"`
+	// WebhookSecret is the Svix signing secret (whsec_…).
+	// CLERK_WEBHOOK_SIGNING_SECRET.
+	WebhookSecret Secret `yaml:"webhook_secret"`
+}
+
+// JWKS tunes the remote key source.
+type JWKS struct {
+	RefreshInterval    Duration `yaml:"refresh_interval"`     // default 5m
+	MinRefreshInterval Duration `yaml:"min_refresh_interval"` // default 10s
+	MaxStale           Duration `yaml:"max_stale"`            // default 24h
+}
+
+// Cache sizes the in-memory caches.
+type Cache struct {
+	Tokens     int      `yaml:"tokens"`      // verified tokens; default 100000; 0 disables
+	Sessions   int      `yaml:"sessions"`    // session statuses; default 100000
+	SessionTTL Duration `yaml:"session_ttl"` // default 10s
+	Shared     bool     `yaml:"shared"`      // session statuses in Redis
+}
+
+// Headers configures the identity headers sent upstream.
+type Headers struct {
+	// Prefix of every identity header. Default "X-Sessiongate-".
+	Prefix string `yaml:"prefix"`
+}
+
+// Revocation configures the deny list.
+type Revocation struct {
+	Store    string   `yaml:"store"`     // memory (default) | redis
+	RedisURL Secret   `yaml:"redis_url"` // redis:// or rediss://
+	Required bool     `yaml:"required"`  // not ready without Redis
+	TTL      Duration `yaml:"ttl"`       // default 1h
+}
+
+// Server holds the proxy listener's timeouts (not in DESIGN §4's example;
+// documented in docs/configuration.md).
+type Server struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: drain bound
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // default 65536
+	// UpstreamTimeout bounds the wait for an upstream's response headers.
+	UpstreamTimeout Duration `yaml:"upstream_timeout"` // default 60s
+	// DialTimeout bounds connecting to an upstream.
+	DialTimeout Duration `yaml:"dial_timeout"` // default 5s
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+	Access *bool  `yaml:"access"` // one line per request; default true
+}
+
+// Auth policies of a route.
+const (
+	AuthPublic   = "public"
+	AuthOptional = "optional"
+	AuthRequired = "required"
+)
+
+// Session check modes of a route.
+const (
+	SessionCheckOff    = "off"
+	SessionCheckCached = "cached"
+	SessionCheckStrict = "strict"
+)
+
+// What to do when a session check cannot reach the Backend API.
+const (
+	OnErrorDeny  = "deny"
+	OnErrorAllow = "allow"
+)
+
+// Route is one path prefix (and optional host) with its upstream and policy.
+type Route struct {
+	// Path prefix, matched on whole segments: "/api" matches "/api" and
+	// "/api/x", not "/apix". Required.
+	Path string `yaml:"path"`
+	// Host, when set, restricts the route to that Host header (no port).
+	Host string `yaml:"host"`
+	// Upstream URL (http or https). Default: the top-level Upstream.
+	Upstream string `yaml:"upstream"`
+	// Auth is public, optional or required (default).
+	Auth string `yaml:"auth"`
+	// SessionCheck is off (default), cached or strict.
+	SessionCheck string `yaml:"session_check"`
+	// OnSessionCheckError is deny (default: 503) or allow.
+	OnSessionCheckError string `yaml:"on_session_check_error"`
+	// Require lists organization requirements (403 when not met).
+	Require Require `yaml:"require"`
+	// AllowPending lets sts "pending" sessions through.
+	AllowPending bool `yaml:"allow_pending"`
+	// ForwardToken: false strips Authorization and __session toward the
+	// upstream. Default true.
+	ForwardToken *bool `yaml:"forward_token"`
+	// TokenTemplate, when set, sends the upstream a Backend API template
+	// token as Bearer instead of the session token.
+	TokenTemplate string `yaml:"token_template"`
+	// Handshake lets browser navigations renew expired sessions through
+	// Clerk's handshake. Default: on for required/optional routes when a
+	// publishable key is set.
+	Handshake *bool `yaml:"handshake"`
+}
+
+// Require is a route's organization requirements.
+type Require struct {
+	Org         bool     `yaml:"org"`
+	Roles       []string `yaml:"roles"`       // any of; "admin" == "org:admin"
+	Permissions []string `yaml:"permissions"` // all of
+}
+
+// ForwardsToken reports the effective forward_token.
+func (r Route) ForwardsToken() bool { return r.ForwardToken == nil || *r.ForwardToken }
+
+// Duration is a time.Duration written as a Go duration string ("5m", "10s")
+// in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d as a Go duration without trailing zero units ("5m",
+// "24h", "1h30m", "250ms").
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// ParseDuration parses a Go duration string ("5m", "250ms"). A bare number
+// other than 0 is refused: "30" could mean seconds or milliseconds.
+func ParseDuration(s string) (Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return 0, fmt.Errorf("duration %q has no unit (write e.g. %ss or %sms)", s, s, s)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (write e.g. 5s, 250ms, 1h30m)", s)
+	}
+	return Duration(v), nil
+}
+
+// UnmarshalYAML reads a Go duration string (see ParseDuration).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a duration must be a string such as 5s", n.Line)}}
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes d as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Secret is a string that is never printed: String, GoString, MarshalYAML
+// and MarshalJSON give "REDACTED" (or "" when empty). Code MUST NOT put a
+// Reveal()ed value in an error, a log line or a metric label.
+type Secret string
+
+// redacted is what a non-empty Secret prints as.
+const redacted = "REDACTED"
+
+// Reveal returns the secret's value, for the one place that sends it.
+func (s Secret) Reveal() string { return string(s) }
+
+// String gives "REDACTED", or "" for an empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// MarshalYAML gives "REDACTED", or "" for an empty secret.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON gives "REDACTED", or "" for an empty secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }

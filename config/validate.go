@@ -1,0 +1,579 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiongate/sessiongate/jwks"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	Key string // key path: "clerk.issuer", "routes[2].upstream"
+	Msg string
+}
+
+// ValidationError lists every problem Validate found. Its text has one
+// "<key path>: <problem>" line per problem, and never a secret's value.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error lists the problems, one "<key path>: <problem>" per line after a
+// "config: N problem(s):" line.
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config: %d problem(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n" + p.Key + ": " + p.Msg)
+	}
+	return b.String()
+}
+
+type problems []Problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Normalize fills derived values; Load calls it before Validate:
+//   - no routes and an upstream: one catch-all required route "/";
+//   - a route without upstream takes the top-level upstream;
+//   - empty route enums take their defaults (required, off, deny) and a nil
+//     forward_token becomes true;
+//   - roles are written "org:<role>" ("admin" and "org:admin" are one role);
+//   - route hosts are lower-cased; a trailing "/" is trimmed from api_url;
+//   - an empty clerk.issuer is derived from a valid publishable key as
+//     "https://<Frontend API host>". proxy_url does not change it: tokens are
+//     still issued by the real Frontend API.
+func (c *Config) Normalize() {
+	c.Clerk.APIURL = strings.TrimRight(c.Clerk.APIURL, "/")
+	if c.Clerk.Issuer == "" && c.Clerk.PublishableKey != "" {
+		if pk, msg := parsePK(c.Clerk.PublishableKey); msg == "" {
+			c.Clerk.Issuer = "https://" + pk.FrontendAPI
+		}
+	}
+	if len(c.Routes) == 0 && c.Upstream != "" {
+		c.Routes = []Route{{Path: "/"}}
+	}
+	def := DefaultRoute()
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Upstream == "" {
+			r.Upstream = c.Upstream
+		}
+		if r.Auth == "" {
+			r.Auth = def.Auth
+		}
+		if r.SessionCheck == "" {
+			r.SessionCheck = def.SessionCheck
+		}
+		if r.OnSessionCheckError == "" {
+			r.OnSessionCheckError = def.OnSessionCheckError
+		}
+		if r.ForwardToken == nil {
+			t := true
+			r.ForwardToken = &t
+		}
+		r.Host = strings.ToLower(strings.TrimSpace(r.Host))
+		for j, role := range r.Require.Roles {
+			r.Require.Roles[j] = NormalizeRole(role)
+		}
+	}
+}
+
+// NormalizeRole writes a role as Clerk's claims do: "admin" → "org:admin".
+func NormalizeRole(role string) string {
+	role = strings.TrimSpace(role)
+	if role == "" || strings.Contains(role, ":") {
+		return role
+	}
+	return "org:" + role
+}
+
+// HandshakeEnabled reports whether browser navigations on r renew expired
+// sessions through Clerk's handshake. Never on a public route; otherwise the
+// explicit handshake setting, else on when a production (pk_live_)
+// publishable key is set. A development key does not enable it by default:
+// the development handshake needs the dev-browser flow, not implemented yet.
+func (r Route) HandshakeEnabled(c *Config) bool {
+	if r.Auth == AuthPublic {
+		return false
+	}
+	if r.Handshake != nil {
+		return *r.Handshake
+	}
+	if c == nil || c.Clerk.PublishableKey == "" {
+		return false
+	}
+	pk, msg := parsePK(c.Clerk.PublishableKey)
+	return msg == "" && pk.Live
+}
+
+// KeySource says where verification keys come from: ("static", "") with
+// clerk.jwt_key; else ("remote", URL): clerk.jwks_url, or with a secret key
+// {api_url}/v1/jwks, or {issuer}/.well-known/jwks.json.
+func (c *Config) KeySource() (kind, url string) {
+	switch {
+	case c.Clerk.JWTKey != "":
+		return "static", ""
+	case c.Clerk.JWKSURL != "":
+		return "remote", c.Clerk.JWKSURL
+	case c.Clerk.SecretKey != "":
+		return "remote", c.backendJWKSURL()
+	default:
+		return "remote", strings.TrimRight(c.Clerk.Issuer, "/") + "/.well-known/jwks.json"
+	}
+}
+
+func (c *Config) backendJWKSURL() string {
+	return strings.TrimRight(c.Clerk.APIURL, "/") + "/v1/jwks"
+}
+
+// UsesSecretForJWKS reports whether the key fetch MUST carry the secret key:
+// true only when the key URL is the Backend API's and a secret key is set.
+// The secret key MUST NOT be sent to any other host.
+func (c *Config) UsesSecretForJWKS() bool {
+	kind, u := c.KeySource()
+	return kind == "remote" && c.Clerk.SecretKey != "" && u == c.backendJWKSURL()
+}
+
+// Validate checks the configuration and returns a *ValidationError listing
+// every problem, or nil. It expects a normalized Config (Load normalizes);
+// empty route enums are read as their defaults. No error text holds a
+// secret's value.
+func (c *Config) Validate() error {
+	var ps problems
+	c.validateTop(&ps)
+	c.validateClerk(&ps)
+	c.validateTuning(&ps)
+	c.validateRoutes(&ps)
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ps}
+}
+
+func (c *Config) validateTop(ps *problems) {
+	if c.Listen == "" {
+		ps.add("listen", "required (host:port, e.g. :8080)")
+	} else if _, msg := hostPort(c.Listen); msg != "" {
+		ps.add("listen", "%s", msg)
+	}
+	if c.AdminListen != "" {
+		host, msg := hostPort(c.AdminListen)
+		if msg != "" {
+			ps.add("admin_listen", "%s", msg)
+		} else if !isLoopback(host) && c.AdminToken == "" {
+			ps.add("admin_token", "required when admin_listen (%s) is not a loopback address", c.AdminListen)
+		}
+	}
+	if c.SignInURL != "" {
+		if msg := checkURL(c.SignInURL, urlOpts{query: true, path: true}); msg != "" {
+			ps.add("sign_in_url", "%s", msg)
+		}
+	}
+	if c.PublicOrigin != "" {
+		if msg := checkOrigin(c.PublicOrigin); msg != "" {
+			ps.add("public_origin", "%s", msg)
+		}
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err == nil {
+			continue
+		}
+		ps.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR", p)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		ps.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+}
+
+func (c *Config) validateClerk(ps *problems) {
+	k := &c.Clerk
+	var pk PublishableKey
+	pkOK := false
+	if k.PublishableKey != "" {
+		var msg string
+		if pk, msg = parsePK(k.PublishableKey); msg != "" {
+			ps.add("clerk.publishable_key", "%s", msg)
+		} else {
+			pkOK = true
+		}
+	}
+	switch {
+	case k.Issuer == "" && k.PublishableKey == "":
+		ps.add("clerk.issuer", "required: set clerk.issuer (SESSIONGATE_ISSUER) or clerk.publishable_key (CLERK_PUBLISHABLE_KEY)")
+	case k.Issuer == "":
+		if pkOK { // derivable; Load derives it in Normalize
+			break
+		}
+		ps.add("clerk.issuer", "required (the publishable key is invalid, so it cannot be derived)")
+	default:
+		if msg := checkURL(k.Issuer, urlOpts{path: true}); msg != "" {
+			ps.add("clerk.issuer", "%s", msg)
+		} else if strings.HasSuffix(k.Issuer, "/") {
+			ps.add("clerk.issuer", "must not end with \"/\" (it is compared exactly with the tokens' iss)")
+		} else if pkOK {
+			u, _ := url.Parse(k.Issuer)
+			if !strings.EqualFold(u.Host, pk.FrontendAPI) {
+				ps.add("clerk.issuer", "host %q does not match the publishable key's Frontend API %q", u.Host, pk.FrontendAPI)
+			}
+		}
+	}
+	if k.APIURL == "" {
+		ps.add("clerk.api_url", "required")
+	} else if msg := checkURL(k.APIURL, urlOpts{path: true, secure: true}); msg != "" {
+		ps.add("clerk.api_url", "%s", msg)
+	}
+	if k.ProxyURL != "" {
+		if msg := checkURL(k.ProxyURL, urlOpts{path: true}); msg != "" {
+			ps.add("clerk.proxy_url", "%s", msg)
+		}
+	}
+	if k.JWKSURL != "" {
+		if msg := checkURL(k.JWKSURL, urlOpts{path: true, query: true, secure: true}); msg != "" {
+			ps.add("clerk.jwks_url", "%s", msg)
+		}
+	} else if k.JWTKey == "" && k.SecretKey == "" && k.Issuer != "" {
+		// Keys from {issuer}/.well-known/jwks.json: cleartext only on loopback.
+		if u, err := url.Parse(k.Issuer); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			ps.add("clerk.issuer", "keys would be fetched over http:// from a non-loopback host (use https, clerk.jwt_key or clerk.jwks_url)")
+		}
+	}
+	if k.JWTKey != "" {
+		if _, err := jwks.NewStatic(k.JWTKey); err != nil {
+			ps.add("clerk.jwt_key", "%v", err)
+		}
+	}
+	if s := k.SecretKey.Reveal(); s != "" {
+		live := strings.HasPrefix(s, "sk_live_")
+		switch {
+		case !live && !strings.HasPrefix(s, "sk_test_"), len(s) <= len("sk_test_"):
+			ps.add("clerk.secret_key", "must start with sk_live_ or sk_test_ (value not shown)")
+		case pkOK && live != pk.Live:
+			ps.add("clerk.secret_key", "a %s secret key with a %s publishable key: they must be of the same instance", instKind(live), instKind(pk.Live))
+		}
+	}
+	if s := k.WebhookSecret.Reveal(); s != "" {
+		body, ok := strings.CutPrefix(s, "whsec_")
+		if !ok || body == "" {
+			ps.add("clerk.webhook_secret", "must be whsec_ followed by base64 (value not shown)")
+		} else if _, err := base64.StdEncoding.DecodeString(body); err != nil {
+			ps.add("clerk.webhook_secret", "the part after whsec_ is not base64 (value not shown)")
+		}
+	}
+	for i, p := range k.AuthorizedParties {
+		if msg := checkOrigin(p); msg != "" {
+			ps.add(fmt.Sprintf("clerk.authorized_parties[%d]", i), "%s", msg)
+		}
+	}
+	if k.ClockSkew > Duration(5*time.Minute) {
+		ps.add("clerk.clock_skew", "%s is more than 5m", k.ClockSkew)
+	}
+}
+
+func instKind(live bool) string {
+	if live {
+		return "production (live)"
+	}
+	return "development (test)"
+}
+
+func (c *Config) validateTuning(ps *problems) {
+	durations := []struct {
+		key      string
+		d        Duration
+		positive bool
+	}{
+		{"clerk.clock_skew", c.Clerk.ClockSkew, false},
+		{"jwks.refresh_interval", c.JWKS.RefreshInterval, true},
+		{"jwks.min_refresh_interval", c.JWKS.MinRefreshInterval, true},
+		{"jwks.max_stale", c.JWKS.MaxStale, true},
+		{"cache.session_ttl", c.Cache.SessionTTL, false},
+		{"revocation.ttl", c.Revocation.TTL, false},
+		{"server.read_header_timeout", c.Server.ReadHeaderTimeout, true},
+		{"server.idle_timeout", c.Server.IdleTimeout, true},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout, true},
+		{"server.upstream_timeout", c.Server.UpstreamTimeout, true},
+		{"server.dial_timeout", c.Server.DialTimeout, true},
+	}
+	bad := map[string]bool{}
+	for _, d := range durations {
+		switch {
+		case d.d < 0:
+			ps.add(d.key, "%s is negative", d.d)
+			bad[d.key] = true
+		case d.d == 0 && d.positive:
+			ps.add(d.key, "must be more than 0")
+			bad[d.key] = true
+		}
+	}
+	j := c.JWKS
+	if !bad["jwks.min_refresh_interval"] && !bad["jwks.refresh_interval"] && j.MinRefreshInterval > j.RefreshInterval {
+		ps.add("jwks.min_refresh_interval", "%s is more than jwks.refresh_interval (%s)", j.MinRefreshInterval, j.RefreshInterval)
+	}
+	if !bad["jwks.max_stale"] && !bad["jwks.refresh_interval"] && j.MaxStale < j.RefreshInterval {
+		ps.add("jwks.max_stale", "%s is less than jwks.refresh_interval (%s)", j.MaxStale, j.RefreshInterval)
+	}
+	if c.Cache.Tokens < 0 {
+		ps.add("cache.tokens", "%d is negative", c.Cache.Tokens)
+	}
+	if c.Cache.Sessions < 0 {
+		ps.add("cache.sessions", "%d is negative", c.Cache.Sessions)
+	}
+	if !bad["cache.session_ttl"] && c.Cache.SessionTTL == 0 {
+		for i, r := range c.Routes {
+			if r.SessionCheck == SessionCheckCached {
+				ps.add("cache.session_ttl", "must be more than 0: routes[%d] has session_check cached", i)
+				break
+			}
+		}
+	}
+	if msg := checkHeaderPrefix(c.Headers.Prefix); msg != "" {
+		ps.add("headers.prefix", "%s", msg)
+	}
+	rv := c.Revocation
+	switch rv.Store {
+	case "memory", "redis":
+	default:
+		ps.add("revocation.store", "%q is not one of memory, redis", rv.Store)
+	}
+	if u := rv.RedisURL.Reveal(); u != "" {
+		// Never echo the URL: it usually holds a password.
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "redis" && pu.Scheme != "rediss") || pu.Host == "" {
+			ps.add("revocation.redis_url", "must be a redis:// or rediss:// URL with a host (value not shown)")
+		}
+	} else if rv.Store == "redis" {
+		ps.add("revocation.redis_url", "required with revocation.store redis")
+	}
+	if rv.RedisURL == "" && c.Cache.Shared {
+		ps.add("cache.shared", "needs revocation.redis_url")
+	}
+	if rv.Required && rv.RedisURL == "" {
+		ps.add("revocation.required", "needs revocation.redis_url")
+	}
+	if !bad["revocation.ttl"] && rv.TTL < Duration(60*time.Second) {
+		ps.add("revocation.ttl", "%s is less than 60s: a revocation must outlive the 60 s session token", rv.TTL)
+	}
+	if c.Server.MaxHeaderBytes < 4096 {
+		ps.add("server.max_header_bytes", "%d is less than 4096", c.Server.MaxHeaderBytes)
+	}
+}
+
+func (c *Config) validateRoutes(ps *problems) {
+	if c.Upstream != "" {
+		if msg := checkUpstream(c.Upstream); msg != "" {
+			ps.add("upstream", "%s", msg)
+		}
+	}
+	if len(c.Routes) == 0 {
+		ps.add("upstream", "no upstream: set upstream, SESSIONGATE_UPSTREAM or routes")
+		return
+	}
+	hasSecret := c.Clerk.SecretKey != ""
+	pk, pkMsg := parsePK(c.Clerk.PublishableKey)
+	type seenRoute struct {
+		i int
+		r Route
+	}
+	seen := map[string]seenRoute{}
+	for i, r := range c.Routes {
+		key := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
+		auth, check, onErr := orDefault(r.Auth, AuthRequired), orDefault(r.SessionCheck, SessionCheckOff), orDefault(r.OnSessionCheckError, OnErrorDeny)
+		switch {
+		case r.Path == "":
+			ps.add(key("path"), "required")
+		case !strings.HasPrefix(r.Path, "/"):
+			ps.add(key("path"), "%q must start with /", r.Path)
+		case strings.Contains(r.Path, ".."), strings.Contains(r.Path, "//"), strings.ContainsAny(r.Path, "?#"):
+			ps.add(key("path"), "%q must not contain \"..\", \"//\", \"?\" or \"#\"", r.Path)
+		}
+		if r.Host != "" && (strings.ContainsAny(r.Host, ":/@?# ") || strings.Contains(r.Host, "..")) {
+			ps.add(key("host"), "%q must be a bare host name (no scheme, port or path)", r.Host)
+		}
+		switch {
+		case r.Upstream == "" && c.Upstream == "":
+			ps.add(key("upstream"), "required (there is no top-level upstream)")
+		case r.Upstream != "" && r.Upstream != c.Upstream:
+			if msg := checkUpstream(r.Upstream); msg != "" {
+				ps.add(key("upstream"), "%s", msg)
+			}
+		}
+		if !oneOf(auth, AuthPublic, AuthOptional, AuthRequired) {
+			ps.add(key("auth"), "%q is not one of public, optional, required", r.Auth)
+		}
+		if !oneOf(check, SessionCheckOff, SessionCheckCached, SessionCheckStrict) {
+			ps.add(key("session_check"), "%q is not one of off, cached, strict", r.SessionCheck)
+		} else if check != SessionCheckOff && !hasSecret {
+			ps.add(key("session_check"), "%s needs clerk.secret_key (CLERK_SECRET_KEY)", check)
+		} else if check != SessionCheckOff && auth == AuthPublic {
+			ps.add(key("session_check"), "a public route has no session to check")
+		}
+		if !oneOf(onErr, OnErrorDeny, OnErrorAllow) {
+			ps.add(key("on_session_check_error"), "%q is not one of deny, allow", r.OnSessionCheckError)
+		}
+		if r.TokenTemplate != "" && !hasSecret {
+			ps.add(key("token_template"), "needs clerk.secret_key (CLERK_SECRET_KEY)")
+		}
+		req := r.Require
+		if auth == AuthPublic && (req.Org || len(req.Roles) > 0 || len(req.Permissions) > 0) {
+			ps.add(key("require"), "a public route has nothing to check")
+		}
+		for j, role := range req.Roles {
+			if NormalizeRole(role) == "" || strings.HasSuffix(role, ":") {
+				ps.add(fmt.Sprintf("routes[%d].require.roles[%d]", i, j), "empty role")
+			}
+		}
+		for j, p := range req.Permissions {
+			if strings.TrimSpace(p) == "" {
+				ps.add(fmt.Sprintf("routes[%d].require.permissions[%d]", i, j), "empty permission")
+			}
+		}
+		if r.Handshake != nil && *r.Handshake {
+			switch {
+			case auth == AuthPublic:
+				ps.add(key("handshake"), "a public route never handshakes (remove handshake or set it to false)")
+			case c.Clerk.PublishableKey == "":
+				ps.add(key("handshake"), "needs clerk.publishable_key (CLERK_PUBLISHABLE_KEY)")
+			case pkMsg == "" && !pk.Live:
+				ps.add(key("handshake"), "development instances (pk_test_ keys) are not supported for the handshake yet: set handshake: false")
+			}
+		}
+		if r.Path != "" {
+			p := r.Path
+			if p != "/" {
+				p = strings.TrimRight(p, "/")
+			}
+			id := strings.ToLower(r.Host) + "\x00" + p
+			if prev, ok := seen[id]; ok {
+				a, b := prev.r, r
+				a.Path, b.Path = "", ""
+				a.Host, b.Host = "", ""
+				diff := "with the same policy"
+				if !reflect.DeepEqual(a, b) {
+					diff = "with a different policy"
+				}
+				ps.add(key("path"), "overlaps routes[%d] (same path and host), %s", prev.i, diff)
+			} else {
+				seen[id] = seenRoute{i, r}
+			}
+		}
+	}
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func oneOf(v string, set ...string) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPort checks a listen address and returns its host.
+func hostPort(addr string) (string, string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Sprintf("%q is not host:port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Sprintf("%q has an invalid port", addr)
+	}
+	return host, ""
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+type urlOpts struct {
+	path, query bool
+	// secure refuses http:// to a non-loopback host (keys or the secret key
+	// would travel in cleartext).
+	secure bool
+}
+
+func checkURL(raw string, o urlOpts) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%q is not an absolute http(s) URL", raw)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("%q must be an absolute http(s) URL", raw)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Sprintf("%q has no host", raw)
+	case u.User != nil:
+		return "must not contain user info"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Sprintf("%q must not have a fragment", raw)
+	case !o.query && (u.RawQuery != "" || u.ForceQuery):
+		return fmt.Sprintf("%q must not have a query", raw)
+	case !o.path && u.Path != "":
+		return fmt.Sprintf("%q must not have a path", raw)
+	case o.secure && u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Sprintf("%q: http:// is allowed only on a loopback host", raw)
+	}
+	return ""
+}
+
+func checkOrigin(raw string) string {
+	if msg := checkURL(raw, urlOpts{}); msg != "" {
+		if strings.HasSuffix(raw, "/") && checkURL(strings.TrimSuffix(raw, "/"), urlOpts{}) == "" {
+			return fmt.Sprintf("%q must be an origin without a trailing /", raw)
+		}
+		return msg + " (want an origin: scheme://host[:port])"
+	}
+	return ""
+}
+
+func checkUpstream(raw string) string {
+	return checkURL(raw, urlOpts{path: true})
+}
+
+func checkHeaderPrefix(p string) string {
+	if p == "" {
+		return "required"
+	}
+	for i := 0; i < len(p); i++ {
+		if !isTokenChar(p[i]) {
+			return fmt.Sprintf("%q is not a valid header-name prefix", p)
+		}
+	}
+	if !strings.HasSuffix(p, "-") {
+		return fmt.Sprintf("%q must end with \"-\"", p)
+	}
+	return ""
+}
+
+// isTokenChar reports whether b is an RFC 9110 tchar.
+func isTokenChar(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+}
