@@ -1,0 +1,15 @@
+// Package proxy is sessiongate's reverse proxy and forward-auth handler,
+// built on the Gate (package middleware).
+//
+// A request flows: every inbound identity header (the configured prefix, in
+// any case, with "_" or "-") is deleted → reserved paths (/_sessiongate/auth
+// for forward-auth, /_sessiongate/webhooks/clerk) → the path must be clean
+// (no dot or empty segments: 400) → the longest matching route (whole path
+// segments, optional host) → its policy: public (no check), optional (claims
+// when valid, anonymous otherwise), required (rejection with DESIGN §3's
+// outcome, or a 307 to the sign-in page for browser navigations) and its
+// organization requirements (403) → identity headers set → the upstream,
+// through httputil.ReverseProxy with Rewrite (X-Forwarded-* set, WebSocket
+// upgrades and SSE streams passed through, upstream failures answered 502 or
+// 504 without internals).
+package proxy

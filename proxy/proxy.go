@@ -1,0 +1,650 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/middleware"
+)
+
+// Reserved paths on the proxy listener (DESIGN §4).
+const (
+	ReservedPrefix   = "/_sessiongate/"
+	ForwardAuthPath  = "/_sessiongate/auth"
+	WebhookClerkPath = "/_sessiongate/webhooks/clerk"
+)
+
+// DefaultHeaderPrefix is the prefix of identity headers.
+const DefaultHeaderPrefix = "X-Sessiongate-"
+
+// Event is what the proxy reports about each request, for metrics.
+type Event struct {
+	Route     string // the route's Name; "" when no route matched
+	Status    int
+	Reason    middleware.Reason // "" on success
+	Duration  time.Duration     // the whole request
+	Verify    time.Duration     // token verification (0 when not run)
+	Upstream  time.Duration     // time in the upstream round trip (0 when not forwarded)
+	UserID    string
+	RequestID string
+}
+
+// Observer receives one Event per request. It must be fast and safe for
+// concurrent use (a Prometheus adapter, for instance).
+type Observer interface {
+	Observe(Event)
+}
+
+// Options configures a Proxy.
+type Options struct {
+	// Gate verifies tokens. Required.
+	Gate *middleware.Gate
+	// Routes to serve. At least one.
+	Routes []Route
+	// HeaderPrefix is the identity header prefix. Empty means
+	// DefaultHeaderPrefix. Every inbound header starting with it (case and
+	// "_"/"-" insensitive) is deleted on every route.
+	HeaderPrefix string
+	// SignInURL, when set, is where browser navigations that end signed-out
+	// on a required route are sent (307, with redirect_url).
+	SignInURL *url.URL
+	// PublicOrigin is the scheme://host browsers use; it builds redirect_url.
+	// Nil: the request's own Host (and X-Forwarded-Host/Proto from
+	// TrustedProxies).
+	PublicOrigin *url.URL
+	// TrustedProxies are the peers whose X-Forwarded-* headers are believed.
+	TrustedProxies []netip.Prefix
+	// Transport reaches the upstreams. Nil means NewTransport(TransportOptions{}).
+	Transport http.RoundTripper
+	// Webhooks, when set, serves POST /_sessiongate/webhooks/clerk.
+	Webhooks http.Handler
+	// Observer receives an Event per request. Nil: none.
+	Observer Observer
+	// Logger gets one access-log line per request (when AccessLog) and
+	// upstream errors. Nil means zap.NewNop().
+	Logger *zap.Logger
+	// AccessLog enables the access-log line.
+	AccessLog bool
+}
+
+// Proxy is the reverse proxy and forward-auth handler. It is an http.Handler.
+type Proxy struct {
+	gate      *middleware.Gate
+	routes    []*route
+	prefix    string // normalized: lower case, "_" → "-"
+	names     identityNames
+	signIn    *url.URL
+	origin    *url.URL
+	trusted   []netip.Prefix
+	rp        *httputil.ReverseProxy
+	webhooks  http.Handler
+	obs       Observer
+	log       *zap.Logger
+	accessLog bool
+}
+
+// identityNames are the canonical names of the identity headers.
+type identityNames struct {
+	userID, sessionID, orgID, orgSlug, orgRole, orgPermissions, actorID string
+}
+
+func (n *identityNames) all() []string {
+	return []string{n.userID, n.sessionID, n.orgID, n.orgSlug, n.orgRole, n.orgPermissions, n.actorID}
+}
+
+// New validates opts and builds a Proxy.
+func New(opts Options) (*Proxy, error) {
+	if opts.Gate == nil {
+		return nil, errors.New("proxy: Options.Gate is required")
+	}
+	if len(opts.Routes) == 0 {
+		return nil, errors.New("proxy: at least one route is required")
+	}
+	routes, err := compileRoutes(opts.Routes)
+	if err != nil {
+		return nil, err
+	}
+	prefix := opts.HeaderPrefix
+	if prefix == "" {
+		prefix = DefaultHeaderPrefix
+	}
+	if !validHeaderName(prefix) {
+		return nil, fmt.Errorf("proxy: header prefix %q is not a valid header name", prefix)
+	}
+	p := &Proxy{
+		gate:      opts.Gate,
+		routes:    routes,
+		prefix:    normalizeHeader(prefix),
+		signIn:    opts.SignInURL,
+		origin:    opts.PublicOrigin,
+		trusted:   opts.TrustedProxies,
+		webhooks:  opts.Webhooks,
+		obs:       opts.Observer,
+		log:       opts.Logger,
+		accessLog: opts.AccessLog,
+	}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	canon := func(s string) string { return http.CanonicalHeaderKey(prefix + s) }
+	p.names = identityNames{
+		userID: canon("User-Id"), sessionID: canon("Session-Id"), orgID: canon("Org-Id"),
+		orgSlug: canon("Org-Slug"), orgRole: canon("Org-Role"), orgPermissions: canon("Org-Permissions"),
+		actorID: canon("Actor-Id"),
+	}
+	transport := opts.Transport
+	if transport == nil {
+		transport = NewTransport(TransportOptions{})
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    transport,
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     zap.NewStdLog(p.log.Named("reverseproxy")),
+	}
+	return p, nil
+}
+
+// TransportOptions tunes NewTransport.
+type TransportOptions struct {
+	// DialTimeout bounds connecting to an upstream. Zero means 5 s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers. Zero
+	// means 60 s.
+	ResponseHeaderTimeout time.Duration
+	// MaxIdleConnsPerHost is the keep-alive pool per upstream. Zero means 256
+	// (Go's default of 2 makes a busy sidecar open a connection per request).
+	MaxIdleConnsPerHost int
+}
+
+// NewTransport returns the upstream transport: keep-alive with a pool sized
+// for sidecar traffic, bounded dial and header waits, and no proxy from the
+// environment (an upstream is reached directly).
+func NewTransport(o TransportOptions) *http.Transport {
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.ResponseHeaderTimeout == 0 {
+		o.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if o.MaxIdleConnsPerHost == 0 {
+		o.MaxIdleConnsPerHost = 256
+	}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4 * o.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// state is carried through one request for the access log and metrics.
+type state struct {
+	route     *route
+	reason    middleware.Reason
+	claims    *middleware.Claims
+	verify    time.Duration
+	upstream  time.Duration
+	requestID string
+	peerTrust bool
+}
+
+type stateKey struct{}
+
+// ServeHTTP routes the request: reserved paths first, then the longest
+// matching route.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := &state{requestID: requestID(r)}
+	st.peerTrust = p.trustedPeer(r)
+	sw := &statusWriter{ResponseWriter: w}
+	sw.Header().Set("X-Request-Id", st.requestID)
+
+	p.stripIdentity(r.Header)
+	p.serve(sw, r, st)
+
+	d := time.Since(start)
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ev := Event{Status: status, Reason: st.reason, Duration: d, Verify: st.verify, Upstream: st.upstream, RequestID: st.requestID}
+	if st.route != nil {
+		ev.Route = st.route.Name
+	}
+	if st.claims != nil {
+		ev.UserID = st.claims.Subject
+	}
+	if p.obs != nil {
+		p.obs.Observe(ev)
+	}
+	if p.accessLog {
+		if ce := p.log.Check(zap.InfoLevel, "request"); ce != nil {
+			ce.Write(
+				zap.String("method", r.Method),
+				zap.String("path", r.URL.Path),
+				zap.String("route", ev.Route),
+				zap.Int("status", status),
+				zap.String("reason", string(ev.Reason)),
+				zap.Duration("duration", d),
+				zap.String("user_id", ev.UserID),
+				zap.String("request_id", st.requestID),
+			)
+		}
+	}
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
+	if strings.HasPrefix(r.URL.Path, ReservedPrefix) {
+		switch {
+		case r.URL.Path == ForwardAuthPath:
+			p.forwardAuth(w, r, st)
+		case r.URL.Path == WebhookClerkPath && p.webhooks != nil:
+			p.webhooks.ServeHTTP(w, r)
+		default:
+			writeJSON(w, http.StatusNotFound, "not_found", "no such sessiongate endpoint")
+		}
+		return
+	}
+	if !cleanPath(r.URL.Path) {
+		writeJSON(w, http.StatusBadRequest, "bad_request", "the request path has dot segments, empty segments or backslashes")
+		return
+	}
+	rt := match(p.routes, r.URL.Path, hostOnly(r.Host))
+	if rt == nil || rt.Upstream == nil {
+		writeJSON(w, http.StatusNotFound, "not_found", "no route for this path")
+		return
+	}
+	st.route = rt
+	if !p.authenticate(w, r, rt, st, false) {
+		return
+	}
+	if !rt.ForwardToken {
+		r.Header.Del("Authorization")
+		stripSessionCookies(r.Header)
+	}
+	p.setIdentity(r.Header, st.claims)
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	upstart := time.Now()
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	st.upstream = time.Since(upstart)
+}
+
+// authenticate applies the route policy. It writes the rejection and
+// returns false when the request must stop.
+func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, rt *route, st *state, forwardAuth bool) bool {
+	if rt.Auth == Public {
+		return true
+	}
+	vstart := time.Now()
+	claims, err := p.gate.Authenticate(r, rt.Policy)
+	st.verify = time.Since(vstart)
+	if err == nil {
+		err = rt.authorize(claims)
+	}
+	if err == nil {
+		st.claims = claims
+		return true
+	}
+	if rt.Auth == Optional {
+		return true // anonymous
+	}
+	status, reason, _ := middleware.Outcome(err)
+	st.reason = reason
+	if !forwardAuth && status == http.StatusUnauthorized && p.signIn != nil && middleware.IsBrowserNavigation(r) {
+		p.redirectToSignIn(w, r, st)
+		return false
+	}
+	p.gate.WriteError(w, err)
+	return false
+}
+
+// redirectToSignIn sends a signed-out navigation to the sign-in page with
+// redirect_url set to the page it asked for.
+func (p *Proxy) redirectToSignIn(w http.ResponseWriter, r *http.Request, st *state) {
+	target := *p.signIn
+	q := target.Query()
+	q.Set("redirect_url", p.publicURL(r, st))
+	target.RawQuery = q.Encode()
+	h := w.Header()
+	h.Set("Location", target.String())
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Clerk-Auth-Status", "signed-out")
+	h.Set("X-Clerk-Auth-Reason", string(st.reason))
+	w.WriteHeader(http.StatusTemporaryRedirect)
+}
+
+// publicURL is the URL the browser asked for, as seen from outside.
+func (p *Proxy) publicURL(r *http.Request, st *state) string {
+	if p.origin != nil {
+		return p.origin.Scheme + "://" + p.origin.Host + r.URL.RequestURI()
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if st.peerTrust {
+		if v := firstValue(r.Header.Get("X-Forwarded-Proto")); v == "http" || v == "https" {
+			scheme = v
+		}
+		if v := firstValue(r.Header.Get("X-Forwarded-Host")); v != "" && validHost(v) {
+			host = v
+		}
+	}
+	return scheme + "://" + host + r.URL.RequestURI()
+}
+
+// forwardAuth answers nginx auth_request, Traefik ForwardAuth and Caddy
+// forward_auth: 200 with the identity headers, or the rejection. The route
+// is chosen from the original request's URI, method and host. A URI no route
+// matches is decided as a required route with the Gate's default policy
+// (fail closed). Forward-auth never redirects (nginx treats any status but
+// 2xx, 401 and 403 as an error); see docs/deployment.md for sign-in pages.
+func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
+	uri := r.Header.Get("X-Forwarded-Uri")
+	if uri == "" {
+		uri = r.Header.Get("X-Original-Uri")
+	}
+	if uri == "" {
+		uri = "/"
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || !cleanPath(u.Path) {
+		writeJSON(w, http.StatusBadRequest, "bad_request", "the original URI is missing, malformed or not clean")
+		return
+	}
+	host := r.Host
+	if v := firstValue(r.Header.Get("X-Forwarded-Host")); v != "" {
+		host = v
+	}
+	rt := match(p.routes, u.Path, hostOnly(host))
+	if rt == nil {
+		rt = &route{Route: Route{Auth: Required, Policy: p.gate.DefaultPolicy(), Name: "(forward-auth default)"}}
+	}
+	st.route = rt
+	if !p.authenticate(w, r, rt, st, true) {
+		return
+	}
+	h := w.Header()
+	p.setIdentity(h, st.claims)
+	h.Set("Cache-Control", "no-store")
+	if st.claims != nil {
+		h.Set("X-Clerk-Auth-Status", "signed-in")
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// rewrite builds the upstream request. Out's hop-by-hop and X-Forwarded-*
+// headers were already removed by ReverseProxy.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	st, _ := pr.In.Context().Value(stateKey{}).(*state)
+	pr.SetURL(st.route.Upstream)
+	if st.peerTrust {
+		// Keep the chain of a trusted front proxy; SetXForwarded appends.
+		if v := pr.In.Header["X-Forwarded-For"]; len(v) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = v
+		}
+	}
+	pr.SetXForwarded()
+	if st.peerTrust {
+		if v := firstValue(pr.In.Header.Get("X-Forwarded-Host")); v != "" && validHost(v) {
+			pr.Out.Header.Set("X-Forwarded-Host", v)
+		}
+		if v := firstValue(pr.In.Header.Get("X-Forwarded-Proto")); v == "http" || v == "https" {
+			pr.Out.Header.Set("X-Forwarded-Proto", v)
+		}
+	}
+	pr.Out.Header.Set("X-Request-Id", st.requestID)
+	// The Host of the upstream request is the upstream's (SetURL sets
+	// Out.URL.Host; Out.Host is cleared so the transport uses it).
+	pr.Out.Host = ""
+}
+
+// upstreamError answers a failed round trip without leaking internals.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client went away; nobody reads the answer.
+		w.WriteHeader(499)
+		return
+	}
+	status, code, msg := http.StatusBadGateway, "bad_gateway", "the upstream could not be reached"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		status, code, msg = http.StatusGatewayTimeout, "gateway_timeout", "the upstream did not answer in time"
+	}
+	route := ""
+	if st, ok := r.Context().Value(stateKey{}).(*state); ok && st.route != nil {
+		route = st.route.Name
+	}
+	p.log.Warn("upstream error", zap.String("route", route), zap.Int("status", status), zap.Error(err))
+	writeJSON(w, status, code, msg)
+}
+
+// stripIdentity deletes every header that starts with the identity prefix,
+// comparing case-insensitively with "_" and "-" as one character: upstream
+// stacks (CGI, PHP, Rack, WSGI, nginx with underscores_in_headers) map both
+// spellings to the same variable.
+func (p *Proxy) stripIdentity(h http.Header) {
+	for name := range h {
+		if len(name) >= len(p.prefix) && normalizeHeader(name[:len(p.prefix)]) == p.prefix {
+			delete(h, name)
+		}
+	}
+}
+
+func (p *Proxy) setIdentity(h http.Header, c *middleware.Claims) {
+	if c == nil {
+		return
+	}
+	h.Set(p.names.userID, c.Subject)
+	h.Set(p.names.sessionID, c.SessionID)
+	if c.OrgID != "" {
+		h.Set(p.names.orgID, c.OrgID)
+		if c.OrgSlug != "" {
+			h.Set(p.names.orgSlug, c.OrgSlug)
+		}
+		if c.OrgRole != "" {
+			h.Set(p.names.orgRole, c.OrgRole)
+		}
+		if len(c.OrgPermissions) > 0 {
+			h.Set(p.names.orgPermissions, strings.Join(c.OrgPermissions, ","))
+		}
+	}
+	if c.Actor != nil && c.Actor.Subject != "" {
+		h.Set(p.names.actorID, c.Actor.Subject)
+	}
+}
+
+// IdentityHeaders are the names of the identity headers for a prefix, in the
+// order of DESIGN §4.
+func IdentityHeaders(prefix string) []string {
+	if prefix == "" {
+		prefix = DefaultHeaderPrefix
+	}
+	n := identityNames{}
+	canon := func(s string) string { return http.CanonicalHeaderKey(prefix + s) }
+	n = identityNames{canon("User-Id"), canon("Session-Id"), canon("Org-Id"), canon("Org-Slug"), canon("Org-Role"), canon("Org-Permissions"), canon("Actor-Id")}
+	return n.all()
+}
+
+func (p *Proxy) trustedPeer(r *http.Request) bool {
+	if len(p.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, pfx := range p.trusted {
+		if pfx.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripSessionCookies removes __session and __session_<suffix> from the
+// Cookie header, keeping every other cookie as it was.
+func stripSessionCookies(h http.Header) {
+	vals := h["Cookie"]
+	if len(vals) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range vals {
+		for _, part := range strings.Split(line, ";") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(part, "=")
+			name = strings.TrimSpace(name)
+			if name == middleware.SessionCookie || strings.HasPrefix(name, middleware.SessionCookie+"_") {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+func normalizeHeader(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if c == '_' {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// hostOnly lower-cases a Host header and drops its port.
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	return strings.ToLower(strings.TrimSuffix(h, "."))
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
+}
+
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
+}
+
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 64 {
+		ok := true
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return v
+		}
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type jsonError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, code, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	body, _ := json.Marshal(jsonError{Error: code, Message: msg})
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// statusWriter records the status for the access log. Unwrap lets
+// http.ResponseController (used by ReverseProxy) reach Flush and Hijack, so
+// SSE and WebSocket upgrades pass through.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush is here too because some handlers type-assert http.Flusher directly.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/sessiongate/sessiongate/middleware"
+)
+
+// Auth is a route's authentication policy.
+type Auth int
+
+// Route policies.
+const (
+	// Required rejects requests without a valid session token (the default).
+	Required Auth = iota
+	// Optional verifies a token when there is one; a missing or invalid token
+	// passes as anonymous, without identity headers.
+	Optional
+	// Public never verifies; identity headers are still stripped.
+	Public
+)
+
+func (a Auth) String() string {
+	switch a {
+	case Optional:
+		return "optional"
+	case Public:
+		return "public"
+	default:
+		return "required"
+	}
+}
+
+// Route is one path prefix (and optional host) with its upstream and policy.
+type Route struct {
+	// Path is a prefix matched on whole segments: "/api" matches "/api" and
+	// "/api/x", never "/apix". "/" matches everything.
+	Path string
+	// Host, when set, limits the route to requests for that host
+	// (case-insensitive, without port).
+	Host string
+	// Upstream is where matching requests go. Required unless the route is
+	// only used for forward-auth decisions (ForwardAuthOnly).
+	Upstream *url.URL
+	// Auth is the policy.
+	Auth Auth
+	// Policy is what the Gate checks beyond the token (pending sessions,
+	// session status). Ignored on public routes.
+	Policy middleware.Policy
+	// RequireOrg, Roles and Permissions are authorization after
+	// authentication: an active organization, one of Roles ("admin" and
+	// "org:admin" are the same role), every one of Permissions. Failures are
+	// 403 missing-org, missing-role, missing-permission.
+	RequireOrg  bool
+	Roles       []string
+	Permissions []string
+	// ForwardToken false strips Authorization and the __session cookie from
+	// the upstream request.
+	ForwardToken bool
+	// Name labels the route in metrics and logs. Empty means Path (with Host).
+	Name string
+}
+
+type route struct {
+	Route
+	prefix string // Path without a trailing slash ("" for "/")
+	host   string // lower-cased
+	roles  []string
+}
+
+func compileRoutes(rs []Route) ([]*route, error) {
+	out := make([]*route, 0, len(rs))
+	seen := map[string]int{}
+	for i, r := range rs {
+		if !strings.HasPrefix(r.Path, "/") {
+			return nil, fmt.Errorf("proxy: routes[%d]: path %q must start with /", i, r.Path)
+		}
+		if !cleanPath(r.Path) {
+			return nil, fmt.Errorf("proxy: routes[%d]: path %q is not clean (dot segments or //)", i, r.Path)
+		}
+		if r.Upstream != nil && (r.Upstream.Scheme != "http" && r.Upstream.Scheme != "https" || r.Upstream.Host == "") {
+			return nil, fmt.Errorf("proxy: routes[%d]: upstream %q is not an absolute http(s) URL", i, r.Upstream)
+		}
+		cr := &route{Route: r, prefix: strings.TrimSuffix(r.Path, "/"), host: strings.ToLower(r.Host)}
+		if cr.Name == "" {
+			cr.Name = r.Host + r.Path
+		}
+		for _, role := range r.Roles {
+			if !strings.HasPrefix(role, "org:") {
+				role = "org:" + role
+			}
+			cr.roles = append(cr.roles, role)
+		}
+		key := cr.host + " " + cr.prefix
+		if j, dup := seen[key]; dup {
+			return nil, fmt.Errorf("proxy: routes[%d] (%s) overlaps routes[%d]", i, r.Path, j)
+		}
+		seen[key] = i
+		out = append(out, cr)
+	}
+	// Longest prefix first; at equal length, a route with a host first.
+	sort.SliceStable(out, func(a, b int) bool {
+		if len(out[a].prefix) != len(out[b].prefix) {
+			return len(out[a].prefix) > len(out[b].prefix)
+		}
+		return out[a].host != "" && out[b].host == ""
+	})
+	return out, nil
+}
+
+// match returns the route for a clean path and a lower-cased host without port.
+func match(routes []*route, p, host string) *route {
+	for _, r := range routes {
+		if r.host != "" && r.host != host {
+			continue
+		}
+		if r.prefix == "" || p == r.prefix || (strings.HasPrefix(p, r.prefix) && p[len(r.prefix)] == '/') {
+			return r
+		}
+	}
+	return nil
+}
+
+// cleanPath reports whether p has no dot segments, no empty segments and no
+// backslashes. Requests with such paths are refused (400) rather than routed:
+// the upstream might normalise "/public/../admin" to "/admin" after
+// sessiongate routed it as "/public/…", an authentication bypass.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' || strings.ContainsAny(p, "\\\x00") {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+var errNoRoute = errors.New("no route")
+
+// authorize applies the route's organization requirements.
+func (r *route) authorize(c *middleware.Claims) error {
+	if (r.RequireOrg || len(r.roles) > 0 || len(r.Permissions) > 0) && c.OrgID == "" {
+		return &middleware.Error{Reason: middleware.ReasonMissingOrg, Message: "this route requires an active organization"}
+	}
+	if len(r.roles) > 0 {
+		ok := false
+		for _, role := range r.roles {
+			if c.OrgRole == role {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return &middleware.Error{Reason: middleware.ReasonMissingRole, Message: "the organization role does not allow this route"}
+		}
+	}
+	for _, p := range r.Permissions {
+		if !c.HasPermission(p) {
+			return &middleware.Error{Reason: middleware.ReasonMissingPermission, Message: "the organization permissions do not allow this route"}
+		}
+	}
+	return nil
+}
