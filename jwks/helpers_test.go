@@ -248,3 +248,13 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// await fails the test instead of hanging when ch never delivers.
+func await(tb testing.TB, ch <-chan struct{}, what string) {
+	tb.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("timed out waiting for %s", what)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -151,7 +152,8 @@ func parseKey(raw json.RawMessage) (_ *Key, kid string, _ error) {
 	}
 	k, err := NewKey(kid, alg, pub)
 	if err != nil {
-		return nil, kid, err
+		// NewKey's message already names the key; the caller adds that.
+		return nil, kid, errors.New(strings.TrimPrefix(err.Error(), fmt.Sprintf("jwks: key %q: ", kid)))
 	}
 	return k, kid, nil
 }

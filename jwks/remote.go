@@ -165,8 +165,9 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 			return nil, fmt.Errorf("jwks: RemoteConfig.%s: negative duration %v", d.name, d.v)
 		}
 	}
-	if cfg.MaxStale != 0 && cfg.MaxStale < orDefault(cfg.RefreshInterval, DefaultRefreshInterval) {
-		return nil, fmt.Errorf("jwks: RemoteConfig.MaxStale: %v is shorter than RefreshInterval", cfg.MaxStale)
+	if maxStale, refresh := orDefault(cfg.MaxStale, DefaultMaxStale), orDefault(cfg.RefreshInterval, DefaultRefreshInterval); maxStale < refresh {
+		// The set would go stale between two healthy refreshes.
+		return nil, fmt.Errorf("jwks: RemoteConfig.MaxStale: %v is shorter than RefreshInterval %v", maxStale, refresh)
 	}
 	if strings.ContainsAny(cfg.SecretKey, "\r\n") {
 		return nil, errors.New("jwks: RemoteConfig.SecretKey: contains a line break")
@@ -294,8 +295,20 @@ func (r *Remote) Key(ctx context.Context, kid string) (*Key, error) {
 		}
 	}
 
-	// Slow path: an unknown kid, or nothing loaded yet.
+	// Slow path: an unknown kid, or nothing loaded yet. A fetch publishes
+	// its set and clears inflight in one critical section, so the set read
+	// again under mu is either the newest, or a fetch is in flight.
 	r.mu.Lock()
+	if cur := r.set.Load(); cur != set {
+		set = cur
+		if k, ok := set.keys[kid]; ok {
+			r.mu.Unlock()
+			if err := r.checkStale(set); err != nil {
+				return nil, err
+			}
+			return k, nil
+		}
+	}
 	c := r.inflight
 	if c == nil && set != nil {
 		c = r.startFetchLocked()
@@ -456,13 +469,7 @@ func (r *Remote) loop() {
 		}
 		r.mu.Unlock()
 
-		err := r.fetch()
-
-		r.mu.Lock()
-		r.inflight = nil
-		r.mu.Unlock()
-		c.err = err
-		close(c.done)
+		err := r.fetch(c)
 
 		if r.ctx.Err() != nil {
 			return
@@ -491,39 +498,62 @@ func backoff(n int, refresh time.Duration) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// fetch runs one fetch attempt and, on success, publishes the new set.
-func (r *Remote) fetch() error {
+// fetch runs one fetch attempt for c, publishes the new set on success,
+// and completes c.
+func (r *Remote) fetch(c *fetchCall) error {
 	r.fetches.Add(1)
 	keys, skipped, err := r.download()
-	if err != nil {
-		if r.ctx.Err() != nil {
-			// Closing, not failing.
-			return errClosed
-		}
+	switch {
+	case err != nil && r.ctx.Err() != nil:
+		err = errClosed // closing, not failing
+	case err != nil:
+		// Counted before waiters wake, so that they see it in Stats.
 		r.failures.Add(1)
 		msg := err.Error()
 		r.lastErrMsg.Store(&msg)
+	default:
+		empty := ""
+		r.lastErrMsg.Store(&empty)
+	}
+
+	r.mu.Lock()
+	var old *keySet
+	var merged map[string]*Key
+	var gone []*Key
+	if err == nil {
+		old = r.set.Load()
+		var oldKeys map[string]*Key
+		if old != nil {
+			oldKeys = old.keys
+		}
+		merged, gone = mergeKeys(oldKeys, keys)
+		r.set.Store(&keySet{keys: merged, fetched: r.now()})
+		// Retired before any waiter wakes: whoever sees the new set also
+		// sees the old keys retired.
+		retireAll(gone)
+		if old == nil {
+			close(r.ready)
+		}
+	}
+	r.inflight = nil
+	r.mu.Unlock()
+	c.err = err
+	close(c.done)
+
+	switch {
+	case errors.Is(err, errClosed):
+		return err
+	case err != nil:
 		r.log.Warn("jwks: fetch failed; keeping the last good key set", zap.Error(err),
 			zap.Bool("have_keys", r.set.Load() != nil))
 		return err
 	}
 
-	old := r.set.Load()
 	var oldKeys map[string]*Key
 	if old != nil {
 		oldKeys = old.keys
 	}
-	merged, gone := mergeKeys(oldKeys, keys)
-	r.set.Store(&keySet{keys: merged, fetched: r.now()})
-	retireAll(gone)
-	empty := ""
-	r.lastErrMsg.Store(&empty)
-	if old == nil {
-		close(r.ready)
-	}
-
-	changed := old == nil || len(gone) > 0 || len(merged) != len(oldKeys)
-	if changed {
+	if old == nil || len(gone) > 0 || len(merged) != len(oldKeys) {
 		for id, k := range merged {
 			if oldKeys[id] != k {
 				r.log.Info("jwks: key added", zap.String("kid", id), zap.String("alg", k.Algorithm))

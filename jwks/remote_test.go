@@ -53,7 +53,7 @@ func TestRemoteKeyWaitsForInitialFetch(t *testing.T) {
 	srv := newJWKSServer(t, jwksJSON(t, rsaJWK("ins_a", RS256, &rsaKey(t, 0).PublicKey)))
 	started, release := srv.blockRequests()
 	r, _ := newTestRemote(t, srv, func(c *RemoteConfig) { c.UserAgent = "gate/1" })
-	<-started
+	await(t, started, "the server to receive the fetch")
 	if r.Ready() {
 		t.Fatal("Ready() = true before the first fetch finished")
 	}
@@ -221,7 +221,7 @@ func TestRemoteCallerCancel(t *testing.T) {
 			_, err := r.Key(ctx, "ins_new")
 			result <- err
 		}()
-		<-started
+		await(t, started, "the server to receive the fetch")
 		cancel()
 		select {
 		case err := <-result:
@@ -242,7 +242,7 @@ func TestRemoteCallerCancel(t *testing.T) {
 		started, release := srv.blockRequests()
 		defer release()
 		r, _ := newTestRemote(t, srv, nil)
-		<-started
+		await(t, started, "the server to receive the fetch")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		if _, err := r.Key(ctx, "ins_a"); !errors.Is(err, context.DeadlineExceeded) {
@@ -556,7 +556,7 @@ func TestRemoteClose(t *testing.T) {
 		started, release := srv.blockRequests()
 		defer release()
 		r, _ := newTestRemote(t, srv, func(c *RemoteConfig) { c.HTTPClient = &http.Client{} })
-		<-started
+		await(t, started, "the server to receive the fetch")
 		result := make(chan error, 1)
 		go func() {
 			_, err := r.Key(context.Background(), "ins_a")

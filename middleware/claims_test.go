@@ -99,7 +99,7 @@ func TestDecodeClaimsV2Organization(t *testing.T) {
 	}
 	want := []string{
 		"org:dashboard:read", "org:dashboard:manage", // 3 = read|manage
-		"org:billing:read", // 1 = read (u:export is not org-scoped and is skipped)
+		"org:billing:read",                       // 1 = read (u:export is not org-scoped and is skipped)
 		"org:reports:read", "org:reports:delete", // 5 = read|delete; "ou" contains o
 	}
 	if !reflect.DeepEqual(c.OrgPermissions, want) {

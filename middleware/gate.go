@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,6 +92,25 @@ type Gate struct {
 	realm        string
 	now          func() time.Time
 	log          *zap.Logger
+
+	hits, misses atomic.Uint64
+}
+
+// Stats are the Gate's counters, for metrics.
+type Stats struct {
+	// CacheHits and CacheMisses count verified-token cache lookups.
+	CacheHits, CacheMisses uint64
+	// CacheSize is the number of cached tokens.
+	CacheSize int
+}
+
+// Stats returns the Gate's counters.
+func (g *Gate) Stats() Stats {
+	s := Stats{CacheHits: g.hits.Load(), CacheMisses: g.misses.Load()}
+	if g.cache != nil {
+		s.CacheSize = g.cache.Len()
+	}
+	return s
 }
 
 // New validates cfg and builds a Gate.
@@ -249,6 +269,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		ck = keyOf(token)
 		if ent, ok := g.cache.get(ck); ok {
 			if !ent.key.Retired() {
+				g.hits.Add(1)
 				if e := ent.times.check(now); e != nil {
 					if e.Reason == ReasonTokenExpired {
 						g.cache.remove(ck)
@@ -259,6 +280,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 			}
 			g.cache.remove(ck)
 		}
+		g.misses.Add(1)
 	}
 
 	p, e := parseToken(token)

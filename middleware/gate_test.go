@@ -374,6 +374,9 @@ func TestTokenCache(t *testing.T) {
 	if n := e.keys.calls.Load(); n != 1 {
 		t.Fatalf("key lookups for one token verified 3 times = %d, want 1 (cache)", n)
 	}
+	if st := e.gate.Stats(); st.CacheHits != 2 || st.CacheMisses != 1 || st.CacheSize != 1 {
+		t.Fatalf("Stats = %+v, want 2 hits, 1 miss, 1 entry", st)
+	}
 
 	t.Run("a cached token still expires", func(t *testing.T) {
 		e.clk.Advance(65 * time.Second) // 60 s lifetime + 5 s skew

@@ -1,0 +1,443 @@
+// Package app wires a sessiongate process from its configuration: the key
+// source, the Gate, the proxy, the admin listener with metrics, and the
+// lifecycle (listen, serve, drain on cancel). cmd/sessiongate only parses
+// arguments and calls it; tests build an App in-process.
+package app
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/jwks"
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/proxy"
+)
+
+// Options are what the configuration does not say.
+type Options struct {
+	// Logger receives the process's logs. Nil: a zap JSON logger on stderr at
+	// the configured level.
+	Logger *zap.Logger
+	// Transport reaches the upstreams. Nil: proxy.NewTransport with the
+	// configured timeouts.
+	Transport http.RoundTripper
+	// HTTPClient fetches the JWKS. Nil: the key source's default.
+	HTTPClient *http.Client
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+// keySource is a key source that can report readiness.
+type keySource interface {
+	middleware.KeySource
+	Ready() bool
+}
+
+// App is one configured sessiongate process.
+type App struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	keys    keySource
+	remote  *jwks.Remote // nil with a static key
+	gate    *middleware.Gate
+	proxy   *proxy.Proxy
+	metrics *metrics
+	admin   http.Handler
+
+	closeOnce sync.Once
+}
+
+// New builds an App from a validated configuration. It starts the key
+// source's background refresh; call Close (or Run, which closes on return)
+// to stop it.
+func New(cfg *config.Config, opts Options) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := unsupported(cfg); err != nil {
+		return nil, err
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		var err error
+		if log, err = NewLogger(cfg.Log.Level); err != nil {
+			return nil, err
+		}
+	}
+	a := &App{cfg: cfg, log: log}
+
+	switch kind, u := cfg.KeySource(); kind {
+	case "static":
+		s, err := jwks.NewStatic(cfg.Clerk.JWTKey)
+		if err != nil {
+			return nil, fmt.Errorf("clerk.jwt_key: %w", err)
+		}
+		a.keys = s
+	default:
+		rc := jwks.RemoteConfig{
+			URL:                u,
+			HTTPClient:         opts.HTTPClient,
+			RefreshInterval:    cfg.JWKS.RefreshInterval.D(),
+			MinRefreshInterval: cfg.JWKS.MinRefreshInterval.D(),
+			MaxStale:           cfg.JWKS.MaxStale.D(),
+			Now:                opts.Now,
+			Logger:             log.Named("jwks"),
+		}
+		if cfg.UsesSecretForJWKS() {
+			rc.SecretKey = cfg.Clerk.SecretKey.Reveal()
+		}
+		r, err := jwks.NewRemote(rc)
+		if err != nil {
+			return nil, fmt.Errorf("clerk.jwks_url: %w", err)
+		}
+		a.keys, a.remote = r, r
+	}
+
+	tokens := cfg.Cache.Tokens
+	if tokens == 0 {
+		tokens = -1 // cache.tokens: 0 disables the cache
+	}
+	gate, err := middleware.New(middleware.Config{
+		Issuer:            cfg.Clerk.Issuer,
+		Keys:              a.keys,
+		AuthorizedParties: cfg.Clerk.AuthorizedParties,
+		ClockSkew:         cfg.Clerk.ClockSkew.D(),
+		TokenCacheSize:    tokens,
+		Now:               opts.Now,
+		Logger:            log.Named("gate"),
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.gate = gate
+	a.metrics = newMetrics(gate, a.keys, now)
+
+	routes, err := buildRoutes(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	popts := proxy.Options{
+		Gate:         gate,
+		Routes:       routes,
+		HeaderPrefix: cfg.Headers.Prefix,
+		Transport:    opts.Transport,
+		Observer:     a.metrics,
+		Logger:       log.Named("proxy"),
+		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
+	}
+	if popts.Transport == nil {
+		popts.Transport = proxy.NewTransport(proxy.TransportOptions{
+			DialTimeout:           cfg.Server.DialTimeout.D(),
+			ResponseHeaderTimeout: cfg.Server.UpstreamTimeout.D(),
+		})
+	}
+	if cfg.SignInURL != "" {
+		if popts.SignInURL, err = url.Parse(cfg.SignInURL); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("sign_in_url: %w", err)
+		}
+	}
+	if cfg.PublicOrigin != "" {
+		if popts.PublicOrigin, err = url.Parse(cfg.PublicOrigin); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("public_origin: %w", err)
+		}
+	}
+	for _, tp := range cfg.TrustedProxies {
+		pfx, err := parsePrefix(tp)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
+		}
+		popts.TrustedProxies = append(popts.TrustedProxies, pfx)
+	}
+	if a.proxy, err = proxy.New(popts); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.admin = a.adminHandler()
+	if kinds := handshakeRoutes(cfg); len(kinds) > 0 {
+		log.Warn("Clerk's browser handshake is not implemented yet: expired session cookies on these routes end signed-out (401, or the sign-in redirect)",
+			zap.Strings("routes", kinds))
+	}
+	return a, nil
+}
+
+// unsupported refuses settings this build validates but cannot honour yet:
+// starting without them would silently weaken what the operator asked for.
+func unsupported(cfg *config.Config) error {
+	var problems []string
+	for i, r := range cfg.Routes {
+		if r.SessionCheck != "" && r.SessionCheck != config.SessionCheckOff {
+			problems = append(problems, fmt.Sprintf("routes[%d].session_check: %q is not supported by this build yet (use off)", i, r.SessionCheck))
+		}
+		if r.TokenTemplate != "" {
+			problems = append(problems, fmt.Sprintf("routes[%d].token_template: template tokens are not supported by this build yet", i))
+		}
+	}
+	if cfg.Revocation.Store == "redis" {
+		problems = append(problems, "revocation.store: redis is not supported by this build yet (use memory)")
+	}
+	if cfg.Cache.Shared {
+		problems = append(problems, "cache.shared: not supported by this build yet")
+	}
+	if len(problems) > 0 {
+		return errors.New("config: " + strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func handshakeRoutes(cfg *config.Config) []string {
+	var out []string
+	for _, r := range cfg.Routes {
+		if r.HandshakeEnabled(cfg) {
+			out = append(out, r.Host+r.Path)
+		}
+	}
+	return out
+}
+
+func buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
+	out := make([]proxy.Route, 0, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		up, err := url.Parse(r.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
+		}
+		pr := proxy.Route{
+			Path:         r.Path,
+			Host:         r.Host,
+			Upstream:     up,
+			Policy:       middleware.Policy{AllowPending: r.AllowPending},
+			RequireOrg:   r.Require.Org,
+			Roles:        r.Require.Roles,
+			Permissions:  r.Require.Permissions,
+			ForwardToken: r.ForwardsToken(),
+			Name:         r.Host + r.Path,
+		}
+		switch r.Auth {
+		case config.AuthPublic:
+			pr.Auth = proxy.Public
+		case config.AuthOptional:
+			pr.Auth = proxy.Optional
+		default:
+			pr.Auth = proxy.Required
+		}
+		out = append(out, pr)
+	}
+	return out, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// Gate is the App's verifier.
+func (a *App) Gate() *middleware.Gate { return a.gate }
+
+// Handler is the proxy listener's handler.
+func (a *App) Handler() http.Handler { return a.proxy }
+
+// AdminHandler is the admin listener's handler.
+func (a *App) AdminHandler() http.Handler { return a.admin }
+
+// Ready reports whether the App can verify tokens: keys loaded and not past
+// max_stale.
+func (a *App) Ready() bool { return a.keys.Ready() }
+
+// Close stops background work (the key refresh). It is idempotent.
+func (a *App) Close() {
+	a.closeOnce.Do(func() {
+		if a.remote != nil {
+			_ = a.remote.Close()
+		}
+	})
+}
+
+// adminHandler serves /healthz, /readyz and /metrics. /healthz and /readyz
+// are open (probes carry no credentials and the answers hold no secrets);
+// everything else requires the admin token when one is configured.
+func (a *App) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, "ok", "")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.keys.Ready() {
+			msg := "no usable signing keys"
+			if a.remote != nil {
+				if st := a.remote.Stats(); st.LastSuccess.IsZero() {
+					msg = "signing keys not loaded yet"
+				} else {
+					msg = "signing keys older than jwks.max_stale"
+				}
+			}
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable", msg)
+			return
+		}
+		writeStatus(w, http.StatusOK, "ready", "")
+	})
+	mux.Handle("GET /metrics", a.requireAdmin(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
+	return mux
+}
+
+func (a *App) requireAdmin(next http.Handler) http.Handler {
+	token := a.cfg.AdminToken.Reveal()
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate-admin"`)
+			writeStatus(w, http.StatusUnauthorized, "unauthenticated", "the admin token is missing or wrong")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeStatus(w http.ResponseWriter, status int, s, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	body := map[string]string{"status": s}
+	if msg != "" {
+		body["message"] = msg
+	}
+	b, _ := json.Marshal(body)
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Run listens on the configured addresses and serves until ctx is done,
+// then drains (see Serve). It closes the App on return.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	pl, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	var al net.Listener
+	if a.cfg.AdminListen != "" {
+		if al, err = net.Listen("tcp", a.cfg.AdminListen); err != nil {
+			pl.Close()
+			return fmt.Errorf("admin_listen: %w", err)
+		}
+	}
+	return a.Serve(ctx, pl, al)
+}
+
+// Serve serves the proxy on pl and the admin handler on al (nil: none) until
+// ctx is done. Then it stops accepting, lets in-flight requests finish for up
+// to server.shutdown_timeout, and returns nil; a server that fails returns
+// its error.
+func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
+	errLog := zap.NewStdLog(a.log.Named("http"))
+	ps := &http.Server{
+		Handler:           a.proxy,
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout.D(),
+		IdleTimeout:       a.cfg.Server.IdleTimeout.D(),
+		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
+		// No ReadTimeout or WriteTimeout: request bodies may be long uploads
+		// and responses long streams (SSE, WebSockets). Slow clients are
+		// bounded by ReadHeaderTimeout and IdleTimeout.
+		ErrorLog: errLog,
+	}
+	servers := []*http.Server{ps}
+	listeners := []net.Listener{pl}
+	if al != nil {
+		as := &http.Server{
+			Handler:           a.admin,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errLog,
+		}
+		servers = append(servers, as)
+		listeners = append(listeners, al)
+	}
+	errc := make(chan error, len(servers))
+	for i, s := range servers {
+		go func(s *http.Server, l net.Listener) {
+			if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+				return
+			}
+			errc <- nil
+		}(s, listeners[i])
+	}
+	fields := []zap.Field{zap.String("listen", pl.Addr().String())}
+	if al != nil {
+		fields = append(fields, zap.String("admin_listen", al.Addr().String()))
+	}
+	a.log.Info("sessiongate serving", fields...)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info("shutting down: draining in-flight requests", zap.Duration("bound", a.cfg.Server.ShutdownTimeout.D()))
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Add(1)
+		go func(s *http.Server) {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				a.log.Warn("drain bound reached; closing remaining connections", zap.Error(err))
+				_ = s.Close()
+			}
+		}(s)
+	}
+	wg.Wait()
+	a.log.Info("stopped")
+	return serveErr
+}
+
+// NewLogger builds the process logger: zap JSON on stderr at level.
+func NewLogger(level string) (*zap.Logger, error) {
+	lvl := zapcore.InfoLevel
+	if level != "" {
+		if err := lvl.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("log.level: %w", err)
+		}
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil // every access-log line; sampling is a deliberate choice, not a default
+	zc.EncoderConfig.TimeKey = "ts"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
+}

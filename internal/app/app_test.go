@@ -1,0 +1,339 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/app"
+)
+
+var (
+	keyOnce sync.Once
+	key     *clerktest.SigningKey
+)
+
+func signingKey(tb testing.TB) *clerktest.SigningKey {
+	keyOnce.Do(func() {
+		k, err := clerktest.NewSigningKey("ins_apptest", "RS256")
+		if err != nil {
+			panic(err)
+		}
+		key = k
+	})
+	return key
+}
+
+// settable clock for max_stale.
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+type harness struct {
+	inst     *clerktest.Instance
+	app      *app.App
+	proxyURL string
+	adminURL string
+	logs     *observer.ObservedLogs
+	cancel   context.CancelFunc
+	done     chan error
+	clk      *clock
+}
+
+func upstream(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(map[string]string{"user": r.Header.Get("X-Sessiongate-User-Id")})
+		}
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func start(t *testing.T, mutate func(*config.Config, *clerktest.Instance), up http.HandlerFunc) *harness {
+	t.Helper()
+	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
+	cfg := config.Defaults()
+	cfg.Clerk.Issuer = inst.Issuer()
+	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
+	cfg.Clerk.APIURL = inst.APIURL()
+	cfg.Upstream = upstream(t, up)
+	cfg.JWKS.MinRefreshInterval = config.Duration(10 * time.Millisecond)
+	cfg.JWKS.RefreshInterval = config.Duration(time.Hour)
+	cfg.Server.ShutdownTimeout = config.Duration(5 * time.Second)
+	if mutate != nil {
+		mutate(&cfg, inst)
+	}
+	cfg.Normalize()
+	core, logs := observer.New(zap.DebugLevel)
+	clk := &clock{}
+	a, err := app.New(&cfg, app.Options{Logger: zap.New(core), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _ := net.Listen("tcp", "127.0.0.1:0")
+	al, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{inst: inst, app: a, proxyURL: "http://" + pl.Addr().String(), adminURL: "http://" + al.Addr().String(),
+		logs: logs, cancel: cancel, done: make(chan error, 1), clk: clk}
+	go func() { h.done <- a.Serve(ctx, pl, al) }()
+	t.Cleanup(func() {
+		cancel()
+		<-h.done
+		a.Close()
+	})
+	return h
+}
+
+func (h *harness) waitReady(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(h.adminURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never answered %d", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getWith(t *testing.T, url, token string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil, nil)
+	h.waitReady(t, 200)
+	tok := h.inst.MustMint(t, clerktest.WithUser("user_e2e"))
+	resp, body := getWith(t, h.proxyURL+"/anything", tok)
+	if resp.StatusCode != 200 || !strings.Contains(body, "user_e2e") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, _ = getWith(t, h.proxyURL+"/anything", "")
+	if resp.StatusCode != 401 || resp.Header.Get("X-Clerk-Auth-Reason") != "session-token-missing" {
+		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	if resp, _ := getWith(t, h.adminURL+"/healthz", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz %d", resp.StatusCode)
+	}
+}
+
+func TestReadinessFollowsTheKeySet(t *testing.T) {
+	t.Parallel()
+	var inst *clerktest.Instance
+	h := start(t, func(c *config.Config, i *clerktest.Instance) {
+		inst = i
+		i.SetJWKSBehavior(clerktest.ServerError) // JWKS failing at start-up
+		c.JWKS.MaxStale = config.Duration(time.Hour)
+	}, nil)
+	h.waitReady(t, 503)
+	resp, body := getWith(t, h.adminURL+"/readyz", "")
+	if resp.StatusCode != 503 || !strings.Contains(body, "not loaded") {
+		t.Fatalf("readyz before keys: %d %s", resp.StatusCode, body)
+	}
+	// Requests fail closed while there are no keys.
+	resp, _ = getWith(t, h.proxyURL+"/x", inst.MustMint(t))
+	if resp.StatusCode != 503 || resp.Header.Get("X-Clerk-Auth-Reason") != "jwk-remote-failed-to-load" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("request without keys: %d %q", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	inst.SetJWKSBehavior(clerktest.Normal) // the retry with backoff picks it up
+	h.waitReady(t, 200)
+	// The JWKS fails again and the last good set ages past max_stale.
+	inst.SetJWKSBehavior(clerktest.ServerError)
+	h.clk.Advance(2 * time.Hour)
+	h.waitReady(t, 503)
+	resp, body = getWith(t, h.adminURL+"/readyz", "")
+	if !strings.Contains(body, "max_stale") {
+		t.Fatalf("readyz past max_stale: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil, nil)
+	h.waitReady(t, 200)
+	tok := h.inst.MustMint(t)
+	getWith(t, h.proxyURL+"/a", tok)
+	getWith(t, h.proxyURL+"/a", tok)
+	getWith(t, h.proxyURL+"/a", "")
+	resp, body := getWith(t, h.adminURL+"/metrics", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`sessiongate_requests_total{reason="",route="/",status="200"} 2`,
+		`sessiongate_requests_total{reason="session-token-missing",route="/",status="401"} 1`,
+		"sessiongate_verification_duration_seconds_count 3",
+		"sessiongate_token_cache_hits_total 1",
+		"sessiongate_token_cache_misses_total 1",
+		"sessiongate_jwks_fetches_total",
+		"sessiongate_jwks_key_age_seconds",
+		`sessiongate_upstream_duration_seconds_count{route="/"} 2`,
+		`sessiongate_request_duration_seconds_count{route="/"} 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestAdminToken(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *config.Config, _ *clerktest.Instance) { c.AdminToken = "s3cret-admin" }, nil)
+	h.waitReady(t, 200)
+	if resp, _ := getWith(t, h.adminURL+"/metrics", ""); resp.StatusCode != 401 {
+		t.Fatalf("metrics without the admin token: %d", resp.StatusCode)
+	}
+	if resp, _ := getWith(t, h.adminURL+"/metrics", "wrong"); resp.StatusCode != 401 {
+		t.Fatalf("metrics with a wrong token: %d", resp.StatusCode)
+	}
+	if resp, _ := getWith(t, h.adminURL+"/metrics", "s3cret-admin"); resp.StatusCode != 200 {
+		t.Fatalf("metrics with the admin token: %d", resp.StatusCode)
+	}
+	// Probes stay open.
+	if resp, _ := getWith(t, h.adminURL+"/readyz", ""); resp.StatusCode != 200 {
+		t.Fatalf("readyz: %d", resp.StatusCode)
+	}
+}
+
+func TestAccessLogHasOneLinePerRequestAndNoSecrets(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil, nil)
+	h.waitReady(t, 200)
+	tok := h.inst.MustMint(t, clerktest.WithUser("user_logged"))
+	expired := h.inst.MustMint(t, clerktest.WithExpiry(time.Now().Add(-time.Hour)))
+	getWith(t, h.proxyURL+"/ok", tok)
+	getWith(t, h.proxyURL+"/expired", expired)
+	req, _ := http.NewRequest("GET", h.proxyURL+"/cookie", nil)
+	req.AddCookie(&http.Cookie{Name: "__session", Value: tok})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	lines := h.logs.FilterMessage("request").All()
+	if len(lines) != 3 {
+		t.Fatalf("%d access-log lines, want 3", len(lines))
+	}
+	first := lines[0].ContextMap()
+	for _, k := range []string{"route", "status", "reason", "duration", "user_id", "request_id"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("access-log line lacks %q: %v", k, first)
+		}
+	}
+	if first["user_id"] != "user_logged" || lines[1].ContextMap()["reason"] != "token-expired" {
+		t.Errorf("access-log content: %v / %v", first, lines[1].ContextMap())
+	}
+	for _, e := range h.logs.All() {
+		line := fmt.Sprintf("%s %v", e.Message, e.ContextMap())
+		for _, secret := range []string{h.inst.SecretKey(), strings.Split(tok, ".")[2], strings.Split(expired, ".")[2], strings.Split(tok, ".")[1]} {
+			if strings.Contains(line, secret) {
+				t.Fatalf("log line leaks a secret or token: %s", line)
+			}
+		}
+	}
+}
+
+func TestGracefulDrain(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	h := start(t, func(c *config.Config, _ *clerktest.Instance) {
+		c.Routes = []config.Route{{Path: "/", Auth: config.AuthPublic}}
+	}, func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		fmt.Fprint(w, "finished")
+	})
+	h.waitReady(t, 200)
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(h.proxyURL + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	<-entered
+	h.cancel() // what SIGTERM does in the binary
+	// New connections are refused once the listener is closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(h.proxyURL, "http://"), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections after shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	r := <-got
+	if r.err != nil || r.status != 200 || r.body != "finished" {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	if err := <-h.done; err != nil {
+		t.Fatalf("Serve returned %v", err)
+	}
+	h.done <- nil // for the cleanup
+}
+
+func TestUnsupportedSettingsRefuseToStart(t *testing.T) {
+	t.Parallel()
+	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
+	cfg := config.Defaults()
+	cfg.Clerk.Issuer = inst.Issuer()
+	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
+	cfg.Upstream = "http://127.0.0.1:1"
+	cfg.Routes = []config.Route{{Path: "/", SessionCheck: config.SessionCheckStrict}}
+	cfg.Normalize()
+	if _, err := app.New(&cfg, app.Options{Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "routes[0].session_check") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,101 @@
+package app
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiongate/sessiongate/jwks"
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/proxy"
+)
+
+// metrics holds the series of DESIGN §4 on a registry of the App's own (no
+// global default registry: two Apps in one test process do not collide).
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	verify   prometheus.Histogram
+	upstream *prometheus.HistogramVec
+}
+
+// latencyBuckets cover 50 µs (a cache hit) to 10 s (a slow upstream).
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// statsSource is what the key sources export.
+type statsSource interface{ Stats() jwks.Stats }
+
+func newMetrics(gate *middleware.Gate, keys any, now func() time.Time) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sessiongate_requests_total",
+		Help: "Requests by route, status and outcome reason (empty reason: allowed).",
+	}, []string{"route", "status", "reason"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sessiongate_request_duration_seconds",
+		Help:    "Time from request to response, by route.",
+		Buckets: latencyBuckets,
+	}, []string{"route"})
+	m.verify = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "sessiongate_verification_duration_seconds",
+		Help:    "Time spent verifying session tokens (cache hits included).",
+		Buckets: latencyBuckets,
+	})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sessiongate_upstream_duration_seconds",
+		Help:    "Time spent in the upstream round trip, body included, by route.",
+		Buckets: latencyBuckets,
+	}, []string{"route"})
+	m.reg.MustRegister(m.requests, m.duration, m.verify, m.upstream)
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiongate_token_cache_hits_total", Help: "Verified-token cache hits.",
+		}, func() float64 { return float64(gate.Stats().CacheHits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiongate_token_cache_misses_total", Help: "Verified-token cache misses.",
+		}, func() float64 { return float64(gate.Stats().CacheMisses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sessiongate_token_cache_entries", Help: "Tokens in the verified-token cache.",
+		}, func() float64 { return float64(gate.Stats().CacheSize) }),
+	)
+	if ss, ok := keys.(statsSource); ok {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "sessiongate_jwks_fetches_total", Help: "JWKS fetch attempts.",
+			}, func() float64 { return float64(ss.Stats().Fetches) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "sessiongate_jwks_fetch_failures_total", Help: "Failed JWKS fetches.",
+			}, func() float64 { return float64(ss.Stats().Failures) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sessiongate_jwks_keys", Help: "Keys in the current key set.",
+			}, func() float64 { return float64(ss.Stats().Keys) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sessiongate_jwks_key_age_seconds",
+				Help: "Seconds since the key set was last fetched successfully (-1: never).",
+			}, func() float64 {
+				last := ss.Stats().LastSuccess
+				if last.IsZero() {
+					return -1
+				}
+				return now().Sub(last).Seconds()
+			}),
+		)
+	}
+	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Observe implements proxy.Observer.
+func (m *metrics) Observe(ev proxy.Event) {
+	route := ev.Route
+	m.requests.WithLabelValues(route, strconv.Itoa(ev.Status), string(ev.Reason)).Inc()
+	m.duration.WithLabelValues(route).Observe(ev.Duration.Seconds())
+	if ev.Verify > 0 {
+		m.verify.Observe(ev.Verify.Seconds())
+	}
+	if ev.Upstream > 0 {
+		m.upstream.WithLabelValues(route).Observe(ev.Upstream.Seconds())
+	}
+}
