@@ -13,6 +13,7 @@ import (
 func (i *Instance) routes() {
 	i.mux.HandleFunc("GET "+FrontendJWKSPath, i.serveFrontendJWKS)
 	i.mux.HandleFunc("GET "+BackendJWKSPath, i.serveBackendJWKS)
+	i.signInRoutes()
 	i.mux.Handle("/v1/", i.requireSecretKey(http.HandlerFunc(notFound)))
 	i.mux.HandleFunc("/", notFound)
 }

@@ -1,0 +1,288 @@
+package clerktest
+
+import (
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths of the hosted sign-in pages and the dev token endpoint.
+const (
+	// SignInPath is the hosted sign-in page, the fake's stand-in for Clerk's
+	// Account Portal: GET serves a form, POST signs in and redirects to
+	// redirect_url with the __session cookie set.
+	SignInPath = "/sign-in"
+	// SignOutPath clears the __session and __client_uat cookies and
+	// redirects to redirect_url.
+	SignOutPath = "/sign-out"
+	// TestingTokensPath mints a session token on request (behind the secret
+	// key). It is the fake's own endpoint, not a Clerk Backend API one:
+	// `sessiongate dev token` calls it.
+	TestingTokensPath = "/v1/testing/tokens"
+)
+
+// DemoUserID is the user id the sign-in form is prefilled with.
+const DemoUserID = "user_demo"
+
+// Cookie names the sign-in page sets, as Clerk's Frontend API does on the
+// application's domain.
+const (
+	SessionCookie   = "__session"
+	ClientUATCookie = "__client_uat"
+)
+
+// maxTokenRequestBytes bounds the JSON body of TestingTokensPath.
+const maxTokenRequestBytes = 64 << 10
+
+// SignInURL returns the URL of the hosted sign-in page that sends the browser
+// back to redirectURL once signed in. redirectURL must be an absolute http(s)
+// URL on a loopback host or "localhost", or the page answers 400.
+func (i *Instance) SignInURL(redirectURL string) string {
+	return i.url + SignInPath + "?redirect_url=" + url.QueryEscape(redirectURL)
+}
+
+// SignOutURL returns the URL that clears the session cookies and sends the
+// browser back to redirectURL (same rules as SignInURL).
+func (i *Instance) SignOutURL(redirectURL string) string {
+	return i.url + SignOutPath + "?redirect_url=" + url.QueryEscape(redirectURL)
+}
+
+// signInRoutes registers the hosted pages and the token endpoint.
+//
+// About the cookies: the sign-in page sets __session and __client_uat without
+// a Domain attribute, so they are host-only cookies of the fake's host
+// (127.0.0.1). Cookies are not isolated by port (RFC 6265 §8.5): a browser
+// sends them to every port of that host, which is how the gate, listening on
+// another port of 127.0.0.1, receives __session after the redirect. Use the
+// same host name for the fake and the gate (both 127.0.0.1, or both
+// localhost), or the cookie never reaches the gate.
+//
+// The pages have no CSRF protection and no password: anyone who can reach the
+// fake can sign in as anyone. That is why the fake only listens on loopback.
+func (i *Instance) signInRoutes() {
+	i.mux.HandleFunc("GET "+SignInPath, i.serveSignInForm)
+	i.mux.HandleFunc("POST "+SignInPath, i.serveSignIn)
+	i.mux.HandleFunc("GET "+SignOutPath, i.serveSignOut)
+	i.mux.HandleFunc("POST "+TestingTokensPath, i.serveTestingToken)
+}
+
+var signInPage = template.Must(template.New("sign-in").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Sign in — fake Clerk</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}
+label{display:block;margin:.8rem 0 .2rem;font-weight:600}
+input{width:100%;padding:.4rem;box-sizing:border-box;font:inherit}
+button{margin-top:1.2rem;padding:.5rem 1.2rem;font:inherit}
+.note{color:#666;font-size:.9em}
+</style>
+</head>
+<body>
+<h1>Sign in</h1>
+<p class="note">This is sessiongate's fake Clerk instance: no password, any user id. It sets the
+<code>__session</code> cookie on this host and returns you to <code>{{.RedirectURL}}</code>.</p>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="redirect_url" value="{{.RedirectURL}}">
+<label for="user_id">User id</label>
+<input id="user_id" name="user_id" value="{{.UserID}}" required>
+<label for="org_id">Organization id (optional)</label>
+<input id="org_id" name="org_id" placeholder="org_456">
+<label for="org_role">Organization role (optional, default admin)</label>
+<input id="org_role" name="org_role" placeholder="admin">
+<label for="org_slug">Organization slug (optional)</label>
+<input id="org_slug" name="org_slug" placeholder="acme">
+<button type="submit">Sign in</button>
+</form>
+</body>
+</html>
+`))
+
+func (i *Instance) serveSignInForm(w http.ResponseWriter, r *http.Request) {
+	redirect, err := checkRedirectURL(r.URL.Query().Get("redirect_url"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = signInPage.Execute(w, struct{ Action, RedirectURL, UserID string }{
+		Action: SignInPath, RedirectURL: redirect, UserID: DemoUserID,
+	})
+}
+
+func (i *Instance) serveSignIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequestBytes)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	redirect, err := checkRedirectURL(r.PostForm.Get("redirect_url"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req := tokenRequest{
+		UserID:  strings.TrimSpace(r.PostForm.Get("user_id")),
+		OrgID:   strings.TrimSpace(r.PostForm.Get("org_id")),
+		OrgRole: strings.TrimSpace(r.PostForm.Get("org_role")),
+		OrgSlug: strings.TrimSpace(r.PostForm.Get("org_slug")),
+	}
+	if p := req.problem(); p != nil {
+		http.Error(w, p.param+": "+p.msg, http.StatusBadRequest)
+		return
+	}
+	tok, err := i.Mint(req.options()...)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	now := i.now()
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: ClientUATCookie, Value: strconv.FormatInt(now.Unix(), 10), Path: "/", SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, redirect, http.StatusSeeOther)
+}
+
+func (i *Instance) serveSignOut(w http.ResponseWriter, r *http.Request) {
+	redirect, err := checkRedirectURL(r.URL.Query().Get("redirect_url"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, name := range []string{SessionCookie, ClientUATCookie} {
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, SameSite: http.SameSiteLaxMode})
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, redirect, http.StatusSeeOther)
+}
+
+// checkRedirectURL accepts only absolute http(s) URLs on a loopback host or
+// "localhost": the sign-in pages MUST NOT be an open redirect.
+func checkRedirectURL(raw string) (string, error) {
+	if raw == "" {
+		return "", errors.New("redirect_url is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", errors.New("redirect_url is not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", errors.New("redirect_url must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return "", errors.New("redirect_url must not carry user information")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return "", errors.New("redirect_url has no host")
+	}
+	if !strings.EqualFold(host, "localhost") {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return "", errors.New("redirect_url must point to a loopback address or localhost")
+		}
+	}
+	return u.String(), nil
+}
+
+// tokenRequest is the body of TestingTokensPath, and the sign-in form.
+type tokenRequest struct {
+	UserID          string `json:"user_id"`
+	OrgID           string `json:"org_id"`
+	OrgRole         string `json:"org_role"`
+	OrgSlug         string `json:"org_slug"`
+	LifetimeSeconds int64  `json:"lifetime_seconds"`
+}
+
+type paramProblem struct{ param, msg string }
+
+// maxIDLen bounds ids and slugs: they end up in headers and cookies.
+const maxIDLen = 128
+
+func (t *tokenRequest) problem() *paramProblem {
+	if t.UserID == "" {
+		return &paramProblem{"user_id", "is missing"}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"user_id", t.UserID}, {"org_id", t.OrgID}, {"org_role", t.OrgRole}, {"org_slug", t.OrgSlug},
+	} {
+		if len(f.v) > maxIDLen {
+			return &paramProblem{f.name, "is longer than " + strconv.Itoa(maxIDLen) + " characters"}
+		}
+		for _, c := range f.v {
+			if c <= ' ' || c == 0x7f || c == ',' || c == ';' || c == '"' || c == '\\' {
+				return &paramProblem{f.name, "may only contain printable characters other than space , ; \" \\"}
+			}
+		}
+	}
+	if t.OrgID == "" && (t.OrgRole != "" || t.OrgSlug != "") {
+		return &paramProblem{"org_id", "is required with org_role or org_slug"}
+	}
+	if t.LifetimeSeconds < 0 {
+		return &paramProblem{"lifetime_seconds", "must not be negative"}
+	}
+	if t.LifetimeSeconds > int64(24*time.Hour/time.Second) {
+		return &paramProblem{"lifetime_seconds", "must be at most 86400 (24 h)"}
+	}
+	return nil
+}
+
+// options are the Mint options of the request: a new session of the user,
+// the org (role "admin" by default) and the lifetime (the instance's when 0).
+func (t *tokenRequest) options() []TokenOption {
+	opts := []TokenOption{WithUser(t.UserID)}
+	if t.OrgID != "" {
+		role := t.OrgRole
+		if role == "" {
+			role = "admin"
+		}
+		opts = append(opts, WithOrg(Org{ID: t.OrgID, Slug: t.OrgSlug, Role: role}))
+	}
+	if t.LifetimeSeconds > 0 {
+		opts = append(opts, WithLifetime(time.Duration(t.LifetimeSeconds)*time.Second))
+	}
+	return opts
+}
+
+func (i *Instance) serveTestingToken(w http.ResponseWriter, r *http.Request) {
+	if !i.authorized(r) {
+		writeAuthInvalid(w)
+		return
+	}
+	var req tokenRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxTokenRequestBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeClerkError(w, http.StatusBadRequest, "request_body_invalid",
+			"Request body invalid", "The request body is not a valid JSON object of the expected fields: "+err.Error())
+		return
+	}
+	if p := req.problem(); p != nil {
+		code := "form_param_value_invalid"
+		if p.msg == "is missing" {
+			code = "form_param_missing"
+		}
+		writeClerkError(w, http.StatusUnprocessableEntity, code, p.param+" "+p.msg, p.param+" "+p.msg)
+		return
+	}
+	tok, err := i.Mint(req.options()...)
+	if err != nil {
+		writeClerkError(w, http.StatusInternalServerError, "internal_clerk_error", "Something went wrong", err.Error())
+		return
+	}
+	body, _ := json.Marshal(struct {
+		Object string `json:"object"`
+		JWT    string `json:"jwt"`
+	}{"token", tok})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}
