@@ -1,0 +1,388 @@
+// Package sessioncheck is step 6 of the pipeline: is the session of a
+// verified token still alive? It implements middleware.SessionChecker with
+// a deny list consulted first on every route, and per-route Backend API
+// lookups (GET /v1/sessions/{sid}, status must be active):
+//
+//   - Off: the deny list only; networkless.
+//   - Cached: the looked-up status is kept for a TTL in a bounded LRU;
+//     concurrent requests for one sid share one lookup.
+//   - Strict: a lookup on every request.
+//
+// Lookup failures follow the route's OnError: Deny answers 503
+// session-status-unavailable, Allow trusts the verified token (counted). A
+// circuit breaker stops calling a failing Backend API for a cooldown.
+// Inactive statuses seen go on the deny list.
+package sessioncheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/sessiongate/sessiongate/middleware"
+)
+
+// StatusLookup asks the Backend API for a session's status ("active",
+// "revoked", …). It returns an error wrapping ErrSessionNotFound when Clerk
+// answers 404, and a *RateLimitedError on 429.
+type StatusLookup interface {
+	SessionStatus(ctx context.Context, sid string) (string, error)
+}
+
+// ErrSessionNotFound means Clerk does not know the session: it is treated as
+// revoked.
+var ErrSessionNotFound = errors.New("sessioncheck: session not found")
+
+// RateLimitedError is a lookup refused with 429; the breaker stays open for
+// RetryAfter.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *RateLimitedError) Error() string { return "sessioncheck: rate limited: " + e.Err.Error() }
+func (e *RateLimitedError) Unwrap() error { return e.Err }
+
+// Mode is a route's session_check.
+type Mode int
+
+// Modes.
+const (
+	Off Mode = iota
+	Cached
+	Strict
+)
+
+// OnError is a route's on_session_check_error.
+type OnError int
+
+// What to do when the status cannot be looked up.
+const (
+	Deny OnError = iota
+	Allow
+)
+
+// Config configures a Service.
+type Config struct {
+	// Lookup asks Clerk. Required unless every route is Off.
+	Lookup StatusLookup
+	// DenyList is consulted first on every route. Required.
+	DenyList *DenyList
+	// CacheSize bounds the status cache. Zero means 100,000.
+	CacheSize int
+	// TTL is how long an active status is trusted in Cached mode. Zero
+	// means 10 s.
+	TTL time.Duration
+	// LookupTimeout bounds one lookup, whoever waits for it. Zero means 5 s.
+	LookupTimeout time.Duration
+	// BreakerFailures consecutive failures open the breaker. Zero means 5.
+	BreakerFailures int
+	// BreakerCooldown is the first open period; it doubles up to 60 s while
+	// trial lookups keep failing. Zero means 5 s.
+	BreakerCooldown time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Logger gets breaker transitions and lookup failures. Nil: nop.
+	Logger *zap.Logger
+}
+
+// Service holds the state every route's checker shares.
+type Service struct {
+	lookup  StatusLookup
+	deny    *DenyList
+	cache   *lru.Cache[string, entry]
+	ttl     time.Duration
+	timeout time.Duration
+	now     func() time.Time
+	log     *zap.Logger
+	group   singleflight.Group
+	breaker breaker
+
+	lookups, lookupErrors, cacheHits, allowedOnError, denied atomic.Uint64
+}
+
+type entry struct {
+	status string
+	until  time.Time
+}
+
+// New builds a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.DenyList == nil {
+		return nil, errors.New("sessioncheck: Config.DenyList is required")
+	}
+	size := cfg.CacheSize
+	if size <= 0 {
+		size = 100_000
+	}
+	cache, err := lru.New[string, entry](size)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		lookup: cfg.Lookup, deny: cfg.DenyList, cache: cache,
+		ttl: cfg.TTL, timeout: cfg.LookupTimeout, now: cfg.Now, log: cfg.Logger,
+	}
+	if s.ttl <= 0 {
+		s.ttl = 10 * time.Second
+	}
+	if s.timeout <= 0 {
+		s.timeout = 5 * time.Second
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	s.breaker = breaker{threshold: cfg.BreakerFailures, base: cfg.BreakerCooldown, max: 60 * time.Second}
+	if s.breaker.threshold <= 0 {
+		s.breaker.threshold = 5
+	}
+	if s.breaker.base <= 0 {
+		s.breaker.base = 5 * time.Second
+	}
+	return s, nil
+}
+
+// DenyList is the Service's deny list.
+func (s *Service) DenyList() *DenyList { return s.deny }
+
+// Stats are the Service's counters, for metrics.
+type Stats struct {
+	Lookups, LookupErrors, CacheHits, AllowedOnError, Denied uint64
+	BreakerOpen                                              bool
+	DenyListSize                                             int
+}
+
+// Stats returns the counters.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Lookups: s.lookups.Load(), LookupErrors: s.lookupErrors.Load(), CacheHits: s.cacheHits.Load(),
+		AllowedOnError: s.allowedOnError.Load(), Denied: s.denied.Load(),
+		BreakerOpen: s.breaker.open(s.now()), DenyListSize: s.deny.Len(),
+	}
+}
+
+// Checker returns the middleware.SessionChecker of one route. allowPending
+// lets a Backend API status "pending" through (the route's allow_pending).
+func (s *Service) Checker(mode Mode, onErr OnError, allowPending bool) (middleware.SessionChecker, error) {
+	if mode != Off && s.lookup == nil {
+		return nil, errors.New("sessioncheck: a cached or strict check needs a Lookup (clerk.secret_key)")
+	}
+	return &checker{s: s, mode: mode, onErr: onErr, allowPending: allowPending}, nil
+}
+
+type checker struct {
+	s            *Service
+	mode         Mode
+	onErr        OnError
+	allowPending bool
+}
+
+func revoked(msg string) error {
+	return &middleware.Error{Reason: middleware.ReasonSessionRevoked, Message: msg}
+}
+
+// CheckSession implements middleware.SessionChecker.
+func (c *checker) CheckSession(ctx context.Context, claims *middleware.Claims) error {
+	s := c.s
+	sid := claims.SessionID
+	if s.deny.Denied(sid) {
+		s.denied.Add(1)
+		return revoked("the session was revoked")
+	}
+	if c.mode == Off {
+		return nil
+	}
+	now := s.now()
+	if c.mode == Cached {
+		if e, ok := s.cache.Get(sid); ok && now.Before(e.until) {
+			s.cacheHits.Add(1)
+			return c.judge(sid, e.status)
+		}
+	}
+	status, err := c.lookupStatus(ctx, sid)
+	if err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			s.deny.Deny(sid)
+			return revoked("the session does not exist at Clerk")
+		}
+		if ctx.Err() != nil {
+			return &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable, Message: "the request ended before the session status was known", Err: ctx.Err()}
+		}
+		if c.onErr == Allow {
+			s.allowedOnError.Add(1)
+			return nil
+		}
+		return &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable, Message: "the session status could not be checked with Clerk", Err: err}
+	}
+	return c.judge(sid, status)
+}
+
+func (c *checker) judge(sid, status string) error {
+	switch status {
+	case "active":
+		return nil
+	case "pending":
+		if c.allowPending {
+			return nil
+		}
+		return &middleware.Error{Reason: middleware.ReasonSessionPending, Message: "the session is pending"}
+	default:
+		// Every other status is final: remember it on every route.
+		c.s.deny.Deny(sid)
+		c.s.cache.Remove(sid)
+		return revoked(fmt.Sprintf("the session is %s", sanitizeStatus(status)))
+	}
+}
+
+func sanitizeStatus(s string) string {
+	if len(s) > 32 {
+		s = s[:32]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return "not active"
+		}
+	}
+	if s == "" {
+		return "not active"
+	}
+	return s
+}
+
+var errBreakerOpen = errors.New("sessioncheck: circuit breaker open")
+
+// lookupStatus asks Clerk, through the breaker. Cached mode shares one
+// in-flight lookup per sid; Strict mode always makes its own, so that a
+// request never gets an answer that predates it.
+func (c *checker) lookupStatus(ctx context.Context, sid string) (string, error) {
+	s := c.s
+	if !s.breaker.allow(s.now()) {
+		s.lookupErrors.Add(1)
+		return "", errBreakerOpen
+	}
+	do := func() (any, error) {
+		// The shared lookup runs on its own bounded context: a waiter that
+		// goes away does not fail the others.
+		lctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		s.lookups.Add(1)
+		status, err := s.lookup.SessionStatus(lctx, sid)
+		s.record(err)
+		if err == nil && status == "active" {
+			// Cached before the flight ends, so no request can slip between
+			// the end of this lookup and the cache entry and start another.
+			s.cache.Add(sid, entry{status: status, until: s.now().Add(s.ttl)})
+		}
+		return status, err
+	}
+	if c.mode == Strict {
+		lctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		s.lookups.Add(1)
+		status, err := s.lookup.SessionStatus(lctx, sid)
+		s.record(err)
+		return status, err
+	}
+	ch := s.group.DoChan(sid, do)
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// record feeds the breaker. A 404 is an answer, not a failure.
+func (s *Service) record(err error) {
+	now := s.now()
+	if err == nil || errors.Is(err, ErrSessionNotFound) {
+		if s.breaker.success() {
+			s.log.Info("session status lookups recovered: circuit breaker closed")
+		}
+		return
+	}
+	s.lookupErrors.Add(1)
+	var rl *RateLimitedError
+	retryAfter := time.Duration(0)
+	if errors.As(err, &rl) {
+		retryAfter = rl.RetryAfter
+	}
+	if opened, until := s.breaker.failure(now, retryAfter); opened {
+		s.log.Warn("session status lookups failing: circuit breaker open", zap.Time("until", until), zap.Error(err))
+	}
+}
+
+// breaker opens after threshold consecutive failures (or at once on a 429
+// with Retry-After) and lets one trial call through after the cooldown.
+type breaker struct {
+	threshold int
+	base, max time.Duration
+
+	mu        sync.Mutex // guards following
+	failures  int
+	cooldown  time.Duration
+	openUntil time.Time
+	trial     bool // a half-open trial call is in flight
+}
+
+func (b *breaker) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.openUntil.IsZero() {
+		return true
+	}
+	if now.Before(b.openUntil) || b.trial {
+		return false
+	}
+	b.trial = true // half-open: one call decides
+	return true
+}
+
+func (b *breaker) open(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.openUntil.IsZero() && now.Before(b.openUntil)
+}
+
+// success closes the breaker; it reports whether it was open.
+func (b *breaker) success() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	wasOpen := !b.openUntil.IsZero()
+	b.failures, b.cooldown, b.openUntil, b.trial = 0, 0, time.Time{}, false
+	return wasOpen
+}
+
+// failure counts a failure; it reports whether the breaker (re)opened.
+func (b *breaker) failure(now time.Time, retryAfter time.Duration) (bool, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures++
+	wasTrial := b.trial
+	b.trial = false
+	if b.failures < b.threshold && retryAfter == 0 && !wasTrial {
+		return false, time.Time{}
+	}
+	switch {
+	case b.cooldown == 0:
+		b.cooldown = b.base
+	case wasTrial:
+		b.cooldown = min(2*b.cooldown, b.max)
+	}
+	d := max(b.cooldown, min(retryAfter, b.max))
+	b.openUntil = now.Add(d)
+	return true, b.openUntil
+}
