@@ -1,8 +1,11 @@
 package middleware
 
 import (
-	"crypto/sha256"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
+	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -11,11 +14,23 @@ import (
 
 // The verified-token cache (DESIGN §2.2).
 //
-// Entries are keyed by the SHA-256 of the whole token, so only the exact same
-// token can hit: finding a second token with the same key means finding a
-// SHA-256 collision, which no attacker can steer. Storing the digest rather
-// than the token keeps an entry small (100,000 tokens of ~1 KiB would
-// otherwise hold ~100 MiB).
+// Only the exact same token can hit. Entries are keyed by a 128-bit
+// Carter–Wegman MAC of the whole token: GHASH under a secret, random
+// per-Gate key, computed with AES-GCM over the token as additional data and
+// an empty plaintext. GHASH is a polynomial in the secret hash key H, so two
+// different tokens of at most L 16-byte blocks get the same key only if H is
+// a root of a non-zero polynomial of degree <= L+1: probability <= (L+1)/2^128
+// whatever tokens an attacker chooses (L <= 1,024 for a 16 KiB token). The
+// key and the tags never leave the process; an attacker learns at most
+// hit/miss, which excludes <= L+1 of 2^128 values of H per attempt. A
+// forgery therefore needs ~2^100 attempts per cached token.
+//
+// Why not SHA-256: it costs ~520 ns for a 900-byte token on the reference
+// machine, more than the whole cached verification target (300 ns); this MAC
+// costs ~115 ns (AES-NI, PCLMULQDQ). Why not keep the token and compare it: a
+// 16-byte key instead of a ~1 KiB token keeps 100,000 cached tokens within
+// the memory budget. The fixed nonce is safe here because the tags are never
+// revealed (nonce reuse breaks GCM only for someone who sees two tags).
 //
 // An entry never outlives its token: every hit re-runs the exp/nbf/iat checks,
 // and an entry whose key has left the key set (jwks.Key.Retired) is dropped
@@ -23,10 +38,37 @@ import (
 // The policy checks (pending, session status, deny list) run after the cache,
 // on hits as on misses.
 
-type cacheKey [sha256.Size]byte
+type cacheKey [16]byte
 
-func keyOf(token string) cacheKey {
-	return sha256.Sum256([]byte(token))
+// keyer derives cache keys. It is immutable and safe for concurrent use.
+type keyer struct {
+	mac cipher.AEAD
+}
+
+func newKeyer() (*keyer, error) {
+	var k [16]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return nil, err
+	}
+	blk, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, err
+	}
+	mac, err := cipher.NewGCM(blk)
+	if err != nil {
+		return nil, err
+	}
+	return &keyer{mac: mac}, nil
+}
+
+var zeroNonce [12]byte
+
+func (k *keyer) keyOf(token string) cacheKey {
+	var out cacheKey
+	// The token's bytes are read, never written or kept: no copy needed.
+	aad := unsafe.Slice(unsafe.StringData(token), len(token))
+	k.mac.Seal(out[:0], zeroNonce[:], nil, aad)
+	return out
 }
 
 type cacheEntry struct {
@@ -40,12 +82,17 @@ type cacheEntry struct {
 const cacheShards = 16
 
 type tokenCache struct {
+	*keyer
 	shards [cacheShards]*lru.Cache[cacheKey, *cacheEntry]
 }
 
-func newTokenCache(size int) *tokenCache {
+func newTokenCache(size int) (*tokenCache, error) {
 	per := (size + cacheShards - 1) / cacheShards
-	c := &tokenCache{}
+	k, err := newKeyer()
+	if err != nil {
+		return nil, err
+	}
+	c := &tokenCache{keyer: k}
 	for i := range c.shards {
 		s, err := lru.New[cacheKey, *cacheEntry](per)
 		if err != nil {
@@ -53,7 +100,7 @@ func newTokenCache(size int) *tokenCache {
 		}
 		c.shards[i] = s
 	}
-	return c
+	return c, nil
 }
 
 func (c *tokenCache) shard(k cacheKey) *lru.Cache[cacheKey, *cacheEntry] {

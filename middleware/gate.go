@@ -180,7 +180,11 @@ func New(cfg Config) (*Gate, error) {
 		size = DefaultTokenCacheSize
 	}
 	if size > 0 {
-		g.cache = newTokenCache(size)
+		c, err := newTokenCache(size)
+		if err != nil {
+			return nil, fmt.Errorf("middleware: token cache: %w", err)
+		}
+		g.cache = c
 	}
 	return g, nil
 }
@@ -266,7 +270,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 	now := g.now()
 	var ck cacheKey
 	if g.cache != nil {
-		ck = keyOf(token)
+		ck = g.cache.keyOf(token)
 		if ent, ok := g.cache.get(ck); ok {
 			if !ent.key.Retired() {
 				g.hits.Add(1)
