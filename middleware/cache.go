@@ -5,6 +5,8 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -40,17 +42,20 @@ import (
 
 type cacheKey [16]byte
 
-// keyer derives cache keys. It is immutable and safe for concurrent use.
+// keyer derives cache keys. It is safe for concurrent use.
 type keyer struct {
 	mac cipher.AEAD
+	// bufs hold Seal's output: a buffer passed to the AEAD interface escapes,
+	// and the pool keeps the hit path free of allocations.
+	bufs sync.Pool
 }
 
 func newKeyer() (*keyer, error) {
-	var k [16]byte
-	if _, err := rand.Read(k[:]); err != nil {
+	var secret [16]byte
+	if _, err := rand.Read(secret[:]); err != nil {
 		return nil, err
 	}
-	blk, err := aes.NewCipher(k[:])
+	blk, err := aes.NewCipher(secret[:])
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +63,9 @@ func newKeyer() (*keyer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyer{mac: mac}, nil
+	k := &keyer{mac: mac}
+	k.bufs.New = func() any { return new([32]byte) }
+	return k, nil
 }
 
 var zeroNonce [12]byte
@@ -67,7 +74,9 @@ func (k *keyer) keyOf(token string) cacheKey {
 	var out cacheKey
 	// The token's bytes are read, never written or kept: no copy needed.
 	aad := unsafe.Slice(unsafe.StringData(token), len(token))
-	k.mac.Seal(out[:0], zeroNonce[:], nil, aad)
+	buf := k.bufs.Get().(*[32]byte)
+	copy(out[:], k.mac.Seal(buf[:0], zeroNonce[:], nil, aad))
+	k.bufs.Put(buf)
 	return out
 }
 
@@ -103,11 +112,32 @@ func newTokenCache(size int) (*tokenCache, error) {
 	return c, nil
 }
 
+func shardOf(k cacheKey) uint32 { return binary.LittleEndian.Uint32(k[:4]) % cacheShards }
+
 func (c *tokenCache) shard(k cacheKey) *lru.Cache[cacheKey, *cacheEntry] {
-	return c.shards[binary.LittleEndian.Uint32(k[:4])%cacheShards]
+	return c.shards[shardOf(k)]
 }
 
 func (c *tokenCache) get(k cacheKey) (*cacheEntry, bool) { return c.shard(k).Get(k) }
+
+// stripedCounter spreads a hot counter over cache lines, one per cache
+// shard, so cores verifying different tokens do not fight over one line.
+type stripedCounter struct {
+	stripes [cacheShards]struct {
+		n atomic.Uint64
+		_ [56]byte
+	}
+}
+
+func (s *stripedCounter) add(k cacheKey) { s.stripes[shardOf(k)].n.Add(1) }
+
+func (s *stripedCounter) load() uint64 {
+	var t uint64
+	for i := range s.stripes {
+		t += s.stripes[i].n.Load()
+	}
+	return t
+}
 
 func (c *tokenCache) add(k cacheKey, e *cacheEntry) { c.shard(k).Add(k, e) }
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -93,7 +92,7 @@ type Gate struct {
 	now          func() time.Time
 	log          *zap.Logger
 
-	hits, misses atomic.Uint64
+	hits, misses stripedCounter
 }
 
 // Stats are the Gate's counters, for metrics.
@@ -106,7 +105,7 @@ type Stats struct {
 
 // Stats returns the Gate's counters.
 func (g *Gate) Stats() Stats {
-	s := Stats{CacheHits: g.hits.Load(), CacheMisses: g.misses.Load()}
+	s := Stats{CacheHits: g.hits.load(), CacheMisses: g.misses.load()}
 	if g.cache != nil {
 		s.CacheSize = g.cache.Len()
 	}
@@ -273,7 +272,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		ck = g.cache.keyOf(token)
 		if ent, ok := g.cache.get(ck); ok {
 			if !ent.key.Retired() {
-				g.hits.Add(1)
+				g.hits.add(ck)
 				if e := ent.times.check(now); e != nil {
 					if e.Reason == ReasonTokenExpired {
 						g.cache.remove(ck)
@@ -284,7 +283,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 			}
 			g.cache.remove(ck)
 		}
-		g.misses.Add(1)
+		g.misses.add(ck)
 	}
 
 	p, e := parseToken(token)
