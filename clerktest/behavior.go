@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Behavior is how the JWKS endpoints (both of them) answer. The zero value
-// is Normal.
+// Behavior is how the JWKS endpoints (both of them, SetJWKSBehavior) or the
+// Backend API endpoints (SetAPIBehavior) answer. The zero value is Normal.
 type Behavior int
 
 // Behaviors, from a healthy instance to one that cannot be reached.
@@ -32,9 +32,12 @@ const (
 	// Down closes the listener: connections are refused on every path until
 	// Up. Setting it is the same as calling Down.
 	Down
+	// RateLimited answers 429 with a Clerk error body (too_many_requests)
+	// and the Retry-After set with SetRetryAfter.
+	RateLimited
 )
 
-var behaviorNames = [...]string{"Normal", "ServerError", "Garbage", "EmptySet", "Slow", "Reset", "Down"}
+var behaviorNames = [...]string{"Normal", "ServerError", "Garbage", "EmptySet", "Slow", "Reset", "Down", "RateLimited"}
 
 // String returns the constant's name.
 func (b Behavior) String() string {
@@ -89,7 +92,15 @@ const garbageBody = "<!DOCTYPE html><html><head><title>Bad Gateway</title></head
 // set when empty is true.
 func (i *Instance) misbehave(w http.ResponseWriter, r *http.Request) (done, empty bool) {
 	b, delay := i.jwksBehavior()
+	return i.applyBehavior(b, delay, w, r)
+}
+
+// applyBehavior is misbehave for behavior b.
+func (i *Instance) applyBehavior(b Behavior, delay time.Duration, w http.ResponseWriter, r *http.Request) (done, empty bool) {
 	switch b {
+	case RateLimited:
+		writeRateLimited(w, i.retryAfter())
+		return true, false
 	case ServerError:
 		writeClerkError(w, http.StatusInternalServerError, "internal_clerk_error",
 			"Oops, an unexpected error occurred",

@@ -12,6 +12,12 @@
 // network does (errors, garbage, empty sets, slowness, resets, refused
 // connections).
 //
+// It also serves the Backend API Sessions endpoints (list, get, revoke, the
+// deprecated verify, create token with or without a JWT template) and the
+// handshake payload from its session store, with Clerk's error bodies and
+// their own failure behaviors (SetAPIBehavior), and it sends Svix-signed
+// session webhooks (SendWebhook, WebhookRequest).
+//
 // An Instance is safe for concurrent use. The fake only ever listens on a
 // loopback address: it MUST NOT be exposed, because anyone who can reach it
 // can mint tokens it will vouch for.

@@ -14,6 +14,7 @@ func (i *Instance) routes() {
 	i.mux.HandleFunc("GET "+FrontendJWKSPath, i.serveFrontendJWKS)
 	i.mux.HandleFunc("GET "+BackendJWKSPath, i.serveBackendJWKS)
 	i.signInRoutes()
+	i.apiRoutes()
 	i.mux.Handle("/v1/", i.requireSecretKey(http.HandlerFunc(notFound)))
 	i.mux.HandleFunc("/", notFound)
 }

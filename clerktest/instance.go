@@ -74,6 +74,7 @@ type Instance struct {
 	keys     keyRing
 	sessions sessionStore
 	counters counters
+	api      apiState // Backend API endpoints: behaviors, templates, nonces
 
 	mu       sync.Mutex // guards following
 	ln       net.Listener

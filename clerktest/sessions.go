@@ -38,6 +38,7 @@ type session struct {
 	LastActiveAt             int64
 	ExpireAt                 int64
 	AbandonAt                int64
+	seq                      uint64 // creation order, set by the store
 }
 
 // sessionStore holds the sessions minted tokens belong to. Its methods copy
@@ -45,6 +46,7 @@ type session struct {
 type sessionStore struct {
 	mu   sync.Mutex // guards following
 	byID map[string]*session
+	seq  uint64 // last seq given
 }
 
 func (s *sessionStore) init() { s.byID = make(map[string]*session) }
@@ -76,6 +78,8 @@ func (s *sessionStore) create(sess session) error {
 	if _, ok := s.byID[sess.ID]; ok {
 		return fmt.Errorf("clerktest: session %s already exists", sess.ID)
 	}
+	s.seq++
+	sess.seq = s.seq
 	s.byID[sess.ID] = &sess
 	return nil
 }
@@ -88,6 +92,8 @@ func (s *sessionStore) getOrCreate(sess session) (got session, created bool) {
 	if p, ok := s.byID[sess.ID]; ok {
 		return *p, false
 	}
+	s.seq++
+	sess.seq = s.seq
 	s.byID[sess.ID] = &sess
 	return sess, true
 }

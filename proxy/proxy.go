@@ -281,6 +281,21 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 		r.Header.Del("Authorization")
 		stripSessionCookies(r.Header)
 	}
+	if rt.UpstreamToken != nil && st.claims != nil {
+		tok, err := rt.UpstreamToken.UpstreamToken(r.Context(), st.claims)
+		switch {
+		case err == nil:
+			r.Header.Set("Authorization", "Bearer "+tok)
+		case rt.UpstreamTokenAllowOnError:
+			r.Header.Del("Authorization")
+		default:
+			st.reason = middleware.ReasonSessionStatusUnavailable
+			p.log.Warn("template token mint failed", zap.String("route", rt.Name), zap.Error(err))
+			p.gate.WriteError(w, &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable,
+				Message: "the upstream token could not be minted", Err: err})
+			return
+		}
+	}
 	p.setIdentity(r.Header, st.claims)
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	upstart := time.Now()

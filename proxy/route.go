@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -64,6 +65,19 @@ type Route struct {
 	ForwardToken bool
 	// Name labels the route in metrics and logs. Empty means Path (with Host).
 	Name string
+	// UpstreamToken, when set, replaces the Authorization header sent
+	// upstream for authenticated requests (a Clerk JWT-template token).
+	UpstreamToken UpstreamToken
+	// UpstreamTokenAllowOnError: when minting fails, forward the request
+	// without an Authorization header instead of answering 503
+	// session-status-unavailable.
+	UpstreamTokenAllowOnError bool
+}
+
+// UpstreamToken supplies the bearer token an upstream receives in place of
+// the session token.
+type UpstreamToken interface {
+	UpstreamToken(ctx context.Context, c *middleware.Claims) (string, error)
 }
 
 type route struct {

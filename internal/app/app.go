@@ -22,10 +22,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
+	"github.com/sessiongate/sessiongate/sessioncheck"
+	"github.com/sessiongate/sessiongate/templatetoken"
 )
 
 // Options are what the configuration does not say.
@@ -59,6 +62,11 @@ type App struct {
 	metrics *metrics
 	admin   http.Handler
 
+	api       *clerkapi.Client // nil without clerk.secret_key
+	deny      *sessioncheck.DenyList
+	sessions  *sessioncheck.Service
+	templates map[string]*templatetoken.Source
+
 	closeOnce sync.Once
 }
 
@@ -83,7 +91,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, templates: map[string]*templatetoken.Source{}}
 
 	switch kind, u := cfg.KeySource(); kind {
 	case "static":
@@ -116,12 +124,25 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if tokens == 0 {
 		tokens = -1 // cache.tokens: 0 disables the cache
 	}
+	a.metrics = newMetrics(a.keys, now)
+	if err := a.setupSessions(cfg, opts, now); err != nil {
+		a.Close()
+		return nil, err
+	}
+	// The Gate's own policy (Verify, forward-auth without a matching route)
+	// consults the deny list.
+	denyOnly, err := a.sessions.Checker(sessioncheck.Off, sessioncheck.Deny, false)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	gate, err := middleware.New(middleware.Config{
 		Issuer:            cfg.Clerk.Issuer,
 		Keys:              a.keys,
 		AuthorizedParties: cfg.Clerk.AuthorizedParties,
 		ClockSkew:         cfg.Clerk.ClockSkew.D(),
 		TokenCacheSize:    tokens,
+		Sessions:          denyOnly,
 		Now:               opts.Now,
 		Logger:            log.Named("gate"),
 	})
@@ -130,9 +151,14 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.gate = gate
-	a.metrics = newMetrics(gate, a.keys, now)
+	a.metrics.registerGate(gate)
 
-	routes, err := buildRoutes(cfg)
+	routes, err := a.buildRoutes(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	webhooks, err := a.webhookHandler(cfg)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -143,6 +169,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		HeaderPrefix: cfg.Headers.Prefix,
 		Transport:    opts.Transport,
 		Observer:     a.metrics,
+		Webhooks:     webhooks,
 		Logger:       log.Named("proxy"),
 		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
 	}
@@ -188,14 +215,6 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 // starting without them would silently weaken what the operator asked for.
 func unsupported(cfg *config.Config) error {
 	var problems []string
-	for i, r := range cfg.Routes {
-		if r.SessionCheck != "" && r.SessionCheck != config.SessionCheckOff {
-			problems = append(problems, fmt.Sprintf("routes[%d].session_check: %q is not supported by this build yet (use off)", i, r.SessionCheck))
-		}
-		if r.TokenTemplate != "" {
-			problems = append(problems, fmt.Sprintf("routes[%d].token_template: template tokens are not supported by this build yet", i))
-		}
-	}
 	if cfg.Revocation.Store == "redis" {
 		problems = append(problems, "revocation.store: redis is not supported by this build yet (use memory)")
 	}
@@ -208,6 +227,10 @@ func unsupported(cfg *config.Config) error {
 	return nil
 }
 
+// Check reports settings that validate but that this build refuses to run
+// with (sessiongate config check calls it).
+func Check(cfg *config.Config) error { return unsupported(cfg) }
+
 func handshakeRoutes(cfg *config.Config) []string {
 	var out []string
 	for _, r := range cfg.Routes {
@@ -218,23 +241,35 @@ func handshakeRoutes(cfg *config.Config) []string {
 	return out
 }
 
-func buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
+func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 	out := make([]proxy.Route, 0, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		up, err := url.Parse(r.Upstream)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
 		}
+		checker, err := a.sessions.Checker(sessionMode(r), onError(r), r.AllowPending)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].session_check: %w", i, err)
+		}
 		pr := proxy.Route{
 			Path:         r.Path,
 			Host:         r.Host,
 			Upstream:     up,
-			Policy:       middleware.Policy{AllowPending: r.AllowPending},
+			Policy:       middleware.Policy{AllowPending: r.AllowPending, Sessions: checker},
 			RequireOrg:   r.Require.Org,
 			Roles:        r.Require.Roles,
 			Permissions:  r.Require.Permissions,
 			ForwardToken: r.ForwardsToken(),
 			Name:         r.Host + r.Path,
+		}
+		if r.TokenTemplate != "" {
+			src, err := a.templateSource(cfg, r.TokenTemplate)
+			if err != nil {
+				return nil, fmt.Errorf("routes[%d].token_template: %w", i, err)
+			}
+			pr.UpstreamToken = src
+			pr.UpstreamTokenAllowOnError = r.OnSessionCheckError == config.OnErrorAllow
 		}
 		switch r.Auth {
 		case config.AuthPublic:
@@ -306,6 +341,7 @@ func (a *App) adminHandler() http.Handler {
 		writeStatus(w, http.StatusOK, "ready", "")
 	})
 	mux.Handle("GET /metrics", a.requireAdmin(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
+	mux.Handle("POST /sessions/{sid}/revoke", a.requireAdmin(http.HandlerFunc(a.revokeHandler)))
 	return mux
 }
 

@@ -331,9 +331,10 @@ func TestUnsupportedSettingsRefuseToStart(t *testing.T) {
 	cfg.Clerk.Issuer = inst.Issuer()
 	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
 	cfg.Upstream = "http://127.0.0.1:1"
-	cfg.Routes = []config.Route{{Path: "/", SessionCheck: config.SessionCheckStrict}}
+	cfg.Revocation.Store = "redis"
+	cfg.Revocation.RedisURL = "redis://127.0.0.1:6379/0"
 	cfg.Normalize()
-	if _, err := app.New(&cfg, app.Options{Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "routes[0].session_check") {
+	if _, err := app.New(&cfg, app.Options{Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "revocation.store") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -27,7 +27,7 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 // statsSource is what the key sources export.
 type statsSource interface{ Stats() jwks.Stats }
 
-func newMetrics(gate *middleware.Gate, keys any, now func() time.Time) *metrics {
+func newMetrics(keys any, now func() time.Time) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sessiongate_requests_total",
@@ -49,17 +49,6 @@ func newMetrics(gate *middleware.Gate, keys any, now func() time.Time) *metrics 
 		Buckets: latencyBuckets,
 	}, []string{"route"})
 	m.reg.MustRegister(m.requests, m.duration, m.verify, m.upstream)
-	m.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "sessiongate_token_cache_hits_total", Help: "Verified-token cache hits.",
-		}, func() float64 { return float64(gate.Stats().CacheHits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "sessiongate_token_cache_misses_total", Help: "Verified-token cache misses.",
-		}, func() float64 { return float64(gate.Stats().CacheMisses) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "sessiongate_token_cache_entries", Help: "Tokens in the verified-token cache.",
-		}, func() float64 { return float64(gate.Stats().CacheSize) }),
-	)
 	if ss, ok := keys.(statsSource); ok {
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -85,6 +74,20 @@ func newMetrics(gate *middleware.Gate, keys any, now func() time.Time) *metrics 
 	}
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+func (m *metrics) registerGate(gate *middleware.Gate) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiongate_token_cache_hits_total", Help: "Verified-token cache hits.",
+		}, func() float64 { return float64(gate.Stats().CacheHits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sessiongate_token_cache_misses_total", Help: "Verified-token cache misses.",
+		}, func() float64 { return float64(gate.Stats().CacheMisses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sessiongate_token_cache_entries", Help: "Tokens in the verified-token cache.",
+		}, func() float64 { return float64(gate.Stats().CacheSize) }),
+	)
 }
 
 // Observe implements proxy.Observer.

@@ -1,0 +1,230 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/clerkapi"
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/sessioncheck"
+	"github.com/sessiongate/sessiongate/templatetoken"
+	"github.com/sessiongate/sessiongate/webhook"
+)
+
+// statusLookup adapts the Backend API client to sessioncheck.StatusLookup.
+type statusLookup struct{ c *clerkapi.Client }
+
+func (l statusLookup) SessionStatus(ctx context.Context, sid string) (string, error) {
+	s, err := l.c.Get(ctx, sid)
+	if err == nil {
+		return string(s.Status), nil
+	}
+	var ae *clerkapi.APIError
+	switch {
+	case errors.Is(err, clerkapi.ErrNotFound), errors.Is(err, clerkapi.ErrInvalidParams):
+		// A session Clerk does not know, or an id no Clerk session can have.
+		return "", fmt.Errorf("%w: %w", sessioncheck.ErrSessionNotFound, err)
+	case errors.As(err, &ae) && ae.StatusCode == http.StatusTooManyRequests:
+		return "", &sessioncheck.RateLimitedError{RetryAfter: ae.RetryAfter, Err: err}
+	}
+	return "", err
+}
+
+// templateMinter adapts the client to templatetoken.Minter.
+type templateMinter struct{ c *clerkapi.Client }
+
+func (m templateMinter) CreateToken(ctx context.Context, sid, template string) (string, error) {
+	t, err := m.c.CreateToken(ctx, sid, template, 0)
+	if err != nil {
+		return "", err
+	}
+	return t.JWT, nil
+}
+
+// backendMetrics counts Backend API calls by endpoint template and status.
+func (m *metrics) backendCounter() func(endpoint string, status int) {
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sessiongate_backend_api_requests_total",
+		Help: "Backend API calls by endpoint and HTTP status (0: network error).",
+	}, []string{"endpoint", "status"})
+	m.reg.MustRegister(calls)
+	return func(endpoint string, status int) {
+		calls.WithLabelValues(endpoint, fmt.Sprint(status)).Inc()
+	}
+}
+
+func (m *metrics) registerSessionChecks(svc *sessioncheck.Service) {
+	stat := func(f func(sessioncheck.Stats) float64) func() float64 {
+		return func() float64 { return f(svc.Stats()) }
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_lookups_total", Help: "Session status lookups at the Backend API."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.Lookups) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_lookup_errors_total", Help: "Failed session status lookups (breaker refusals included)."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.LookupErrors) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_status_cache_hits_total", Help: "Session status cache hits."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.CacheHits) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_checks_allowed_on_error_total", Help: "Requests let through because the status was unavailable and the route allows it."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.AllowedOnError) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_deny_list_hits_total", Help: "Requests refused by the deny list."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.Denied) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiongate_deny_list_entries", Help: "Sessions on the deny list."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.DenyListSize) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiongate_session_breaker_open", Help: "1 while the Backend API circuit breaker is open."},
+			stat(func(s sessioncheck.Stats) float64 {
+				if s.BreakerOpen {
+					return 1
+				}
+				return 0
+			})),
+	)
+}
+
+// setupSessions builds the Backend API client (with a secret key), the deny
+// list and the session-status service.
+func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Time) error {
+	a.deny = sessioncheck.NewDenyList(cfg.Revocation.TTL.D(), 0, opts.Now)
+	if sk := cfg.Clerk.SecretKey.Reveal(); sk != "" {
+		onResp := a.metrics.backendCounter()
+		c, err := clerkapi.New(clerkapi.Config{
+			SecretKey:  sk,
+			APIURL:     cfg.Clerk.APIURL,
+			HTTPClient: opts.HTTPClient,
+			// One retry: a request waits on a status lookup, and the breaker
+			// and the route's on_session_check_error decide the rest.
+			MaxRetries: 1,
+			Logger:     a.log.Named("clerkapi"),
+			OnResponse: onResp,
+		})
+		if err != nil {
+			return fmt.Errorf("clerk.secret_key: %w", err)
+		}
+		a.api = c
+	}
+	scfg := sessioncheck.Config{
+		DenyList:  a.deny,
+		CacheSize: cfg.Cache.Sessions,
+		TTL:       cfg.Cache.SessionTTL.D(),
+		Now:       opts.Now,
+		Logger:    a.log.Named("sessioncheck"),
+	}
+	if a.api != nil {
+		scfg.Lookup = statusLookup{a.api}
+	}
+	svc, err := sessioncheck.New(scfg)
+	if err != nil {
+		return err
+	}
+	a.sessions = svc
+	a.metrics.registerSessionChecks(svc)
+	return nil
+}
+
+func sessionMode(r config.Route) sessioncheck.Mode {
+	switch r.SessionCheck {
+	case config.SessionCheckCached:
+		return sessioncheck.Cached
+	case config.SessionCheckStrict:
+		return sessioncheck.Strict
+	default:
+		return sessioncheck.Off
+	}
+}
+
+func onError(r config.Route) sessioncheck.OnError {
+	if r.OnSessionCheckError == config.OnErrorAllow {
+		return sessioncheck.Allow
+	}
+	return sessioncheck.Deny
+}
+
+// templateSource returns the (shared) template-token source for a template.
+func (a *App) templateSource(cfg *config.Config, name string) (*templatetoken.Source, error) {
+	if s, ok := a.templates[name]; ok {
+		return s, nil
+	}
+	if a.api == nil {
+		return nil, errors.New("token_template needs clerk.secret_key")
+	}
+	s, err := templatetoken.New(templatetoken.Config{Minter: templateMinter{a.api}, Template: name, Size: cfg.Cache.Sessions})
+	if err != nil {
+		return nil, err
+	}
+	a.templates[name] = s
+	return s, nil
+}
+
+// revoke denies a session locally at once and drops what is cached for it.
+func (a *App) revokeLocally(sid string) time.Time {
+	until := a.deny.Deny(sid)
+	for _, s := range a.templates {
+		s.Forget(sid)
+	}
+	return until
+}
+
+func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
+	secret := cfg.Clerk.WebhookSecret.Reveal()
+	if secret == "" {
+		return nil, nil
+	}
+	v, err := webhook.NewVerifier(secret, nil)
+	if err != nil {
+		return nil, fmt.Errorf("clerk.webhook_secret: %w", err)
+	}
+	return &webhook.Handler{
+		Verifier: v,
+		Revoke:   func(sid string) { a.revokeLocally(sid) },
+		Logger:   a.log.Named("webhook"),
+	}, nil
+}
+
+var sessionIDPattern = regexp.MustCompile(`^sess_[A-Za-z0-9]{1,64}$`)
+
+// revokeHandler serves POST /sessions/{sid}/revoke on the admin listener:
+// deny locally first (it takes effect on the very next request whatever
+// Clerk answers), then revoke at Clerk.
+func (a *App) revokeHandler(w http.ResponseWriter, r *http.Request) {
+	sid := r.PathValue("sid")
+	if !sessionIDPattern.MatchString(sid) {
+		writeJSONBody(w, http.StatusBadRequest, map[string]any{"error": "bad_request", "message": "not a session id (sess_…)"})
+		return
+	}
+	until := a.revokeLocally(sid)
+	body := map[string]any{"session_id": sid, "denied_locally": true, "denied_until": until.UTC().Format(time.RFC3339)}
+	if a.api == nil {
+		body["clerk"] = "skipped: no clerk.secret_key configured"
+		writeJSONBody(w, http.StatusOK, body)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	s, err := a.api.Revoke(ctx, sid)
+	if err != nil {
+		a.log.Warn("revoke at Clerk failed; the session stays denied locally", zap.String("sid", sid), zap.Error(err))
+		body["error"] = "bad_gateway"
+		body["message"] = "denied locally; Clerk did not confirm the revocation: " + err.Error()
+		writeJSONBody(w, http.StatusBadGateway, body)
+		return
+	}
+	a.log.Info("session revoked", zap.String("sid", sid))
+	body["clerk"] = "revoked"
+	body["status"] = string(s.Status)
+	writeJSONBody(w, http.StatusOK, body)
+}
+
+func writeJSONBody(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	b, _ := json.Marshal(body)
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
