@@ -6,6 +6,7 @@
 //	sessiongate dev     [--listen ADDR]                 fake Clerk + demo upstream + gate
 //	sessiongate dev token [--user ID] [--org ID] ...    mint another dev token
 //	sessiongate verify  [--config FILE] TOKEN           claims as JSON (exit 0) or the reason (exit 1)
+//	sessiongate sessions list|get|revoke|verify|token   Backend API Sessions calls
 //	sessiongate config check [FILE]                     validate, print the effective config, secrets redacted
 //	sessiongate version
 //
@@ -46,6 +47,7 @@ const usage = `usage:
   sessiongate dev     [--listen ADDR] [--clerk-listen ADDR] [--admin-listen ADDR]
   sessiongate dev token [--user ID] [--org ID] [--role ROLE] [--slug SLUG]
   sessiongate verify  [--config FILE] TOKEN
+  sessiongate sessions list|get|revoke|verify|token ...   (CLERK_SECRET_KEY, CLERK_API_URL)
   sessiongate config check [FILE]
   sessiongate version
 
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDev(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "sessions":
+		return runSessions(args[1:], stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)
@@ -208,6 +212,10 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(stderr, err)
 		}
+		return 1
+	}
+	if err := app.Check(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	out, err := cfg.Redacted()
