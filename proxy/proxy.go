@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -94,6 +96,7 @@ type Proxy struct {
 	obs       Observer
 	log       *zap.Logger
 	accessLog bool
+	ids       *idSource
 }
 
 // identityNames are the canonical names of the identity headers.
@@ -135,6 +138,7 @@ func New(opts Options) (*Proxy, error) {
 		obs:       opts.Observer,
 		log:       opts.Logger,
 		accessLog: opts.AccessLog,
+		ids:       newIDSource(),
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -154,8 +158,27 @@ func New(opts Options) (*Proxy, error) {
 		Transport:    transport,
 		ErrorHandler: p.upstreamError,
 		ErrorLog:     zap.NewStdLog(p.log.Named("reverseproxy")),
+		BufferPool:   newBufferPool(),
 	}
 	return p, nil
+}
+
+// bufferPool recycles ReverseProxy's body-copy buffers. Without it every
+// request allocates 32 KiB, and at sidecar rates the garbage collector, not
+// the proxying, becomes the cost.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	bp := &bufferPool{}
+	bp.p.New = func() any { return new([32 << 10]byte) }
+	return bp
+}
+
+func (bp *bufferPool) Get() []byte { return bp.p.Get().(*[32 << 10]byte)[:] }
+func (bp *bufferPool) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		bp.p.Put((*[32 << 10]byte)(b[:32<<10]))
+	}
 }
 
 // TransportOptions tunes NewTransport.
@@ -213,7 +236,7 @@ type stateKey struct{}
 // matching route.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &state{requestID: requestID(r)}
+	st := &state{requestID: p.requestID(r)}
 	st.peerTrust = p.trustedPeer(r)
 	sw := &statusWriter{ResponseWriter: w}
 	sw.Header().Set("X-Request-Id", st.requestID)
@@ -459,10 +482,32 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 // spellings to the same variable.
 func (p *Proxy) stripIdentity(h http.Header) {
 	for name := range h {
-		if len(name) >= len(p.prefix) && normalizeHeader(name[:len(p.prefix)]) == p.prefix {
+		if hasIdentityPrefix(name, p.prefix) {
 			delete(h, name)
 		}
 	}
+}
+
+// hasIdentityPrefix reports whether name starts with prefix (already lower
+// case with "-"), comparing ASCII case-insensitively with "_" equal to "-",
+// without allocating: it runs on every header of every request.
+func hasIdentityPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Proxy) setIdentity(h http.Header, c *middleware.Claims) {
@@ -598,7 +643,7 @@ func firstValue(v string) string {
 	return strings.TrimSpace(v)
 }
 
-func requestID(r *http.Request) string {
+func (p *Proxy) requestID(r *http.Request) string {
 	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 64 {
 		ok := true
 		for i := 0; i < len(v); i++ {
@@ -612,9 +657,33 @@ func requestID(r *http.Request) string {
 			return v
 		}
 	}
-	var b [12]byte
+	return p.ids.next()
+}
+
+// idSource makes request ids: a random per-process prefix and a counter,
+// unique without a system call per request (ids need to be unique, not
+// secret).
+type idSource struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newIDSource() *idSource {
+	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return &idSource{prefix: hex.EncodeToString(b[:])}
+}
+
+func (s *idSource) next() string {
+	var buf [12 + 16]byte
+	n := copy(buf[:], s.prefix)
+	v := s.n.Add(1)
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		buf[n+i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(buf[:n+16])
 }
 
 type jsonError struct {
