@@ -128,6 +128,10 @@ type Server struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info (default) | warn | error
 	Access *bool  `yaml:"access"` // one line per request; default true
+	// Async buffers log writes (up to 256 KiB, flushed every second and at
+	// shutdown) instead of one write system call per line. Default false: a
+	// crash may lose the last second of lines when it is on.
+	Async bool `yaml:"async"`
 }
 
 // Auth policies of a route.

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +88,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	log := opts.Logger
 	if log == nil {
 		var err error
-		if log, err = NewLogger(cfg.Log.Level); err != nil {
+		if log, err = NewLogger(cfg.Log.Level, cfg.Log.Async); err != nil {
 			return nil, err
 		}
 	}
@@ -459,21 +460,27 @@ func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 	}
 	wg.Wait()
 	a.log.Info("stopped")
+	_ = a.log.Sync()
 	return serveErr
 }
 
-// NewLogger builds the process logger: zap JSON on stderr at level.
-func NewLogger(level string) (*zap.Logger, error) {
+// NewLogger builds the process logger: zap JSON on stderr at level. With
+// async, writes are buffered (256 KiB, flushed every second); call Sync
+// before exiting.
+func NewLogger(level string, async bool) (*zap.Logger, error) {
 	lvl := zapcore.InfoLevel
 	if level != "" {
 		if err := lvl.UnmarshalText([]byte(level)); err != nil {
 			return nil, fmt.Errorf("log.level: %w", err)
 		}
 	}
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.Sampling = nil // every access-log line; sampling is a deliberate choice, not a default
-	zc.EncoderConfig.TimeKey = "ts"
-	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	return zc.Build()
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "ts"
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var out zapcore.WriteSyncer = zapcore.Lock(os.Stderr)
+	if async {
+		out = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
+	}
+	// No sampling: every access-log line is kept.
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl), zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
 }
