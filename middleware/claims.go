@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"math/big"
 	"strconv"
 	"strings"
@@ -172,9 +173,28 @@ func decodeClaims(payload []byte) (*rawClaims, error) {
 	if err := r.end(); err != nil {
 		return nil, err
 	}
+	for _, d := range [...]struct {
+		has bool
+		v   int64
+	}{{c.hasExp, c.exp}, {c.hasIat, c.iat}, {c.hasNbf, c.nbf}} {
+		// time.Unix wraps around for seconds near the int64 limits: an nbf of
+		// 2^63-1 would become a date in the past and pass. Only dates a
+		// time.Time holds exactly are accepted.
+		if d.has && (d.v < minNumericDate || d.v > maxNumericDate) {
+			return nil, errDateRange
+		}
+	}
 	c.finish()
 	return c, nil
 }
+
+// The accepted range of exp, nbf and iat: 0001-01-01 to 9999-12-31 UTC.
+const (
+	minNumericDate = -62135596800
+	maxNumericDate = 253402300799
+)
+
+var errDateRange = errors.New("a NumericDate outside years 1 to 9999")
 
 func (c *rawClaims) decodeFVA(r *jsonReader) error {
 	if r.peek() != '[' {
