@@ -271,6 +271,11 @@ func (c *checker) lookupStatus(ctx context.Context, sid string) (string, error) 
 		return "", errBreakerOpen
 	}
 	do := func() (any, error) {
+		// A request that missed the cache just before a previous flight
+		// ended finds the status here instead of asking Clerk again.
+		if e, ok := s.cache.Get(sid); ok && s.now().Before(e.until) {
+			return e.status, nil
+		}
 		// The shared lookup runs on its own bounded context: a waiter that
 		// goes away does not fail the others.
 		lctx, cancel := context.WithTimeout(context.Background(), s.timeout)

@@ -94,6 +94,11 @@ func (s *Source) UpstreamToken(ctx context.Context, c *middleware.Claims) (strin
 		return e.jwt, nil
 	}
 	ch := s.group.DoChan(sid, func() (any, error) {
+		// A request that missed the cache just before a previous flight
+		// ended finds its token here instead of minting again.
+		if e, ok := s.cache.Get(sid); ok && s.now().Before(e.refresh) {
+			return e.jwt, nil
+		}
 		mctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
 		jwt, err := s.minter.CreateToken(mctx, sid, s.template)
