@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/redisurl"
 	"github.com/sessiongate/sessiongate/jwks"
 )
 
@@ -352,9 +353,10 @@ func (c *Config) validateTuning(ps *problems) {
 		ps.add("revocation.store", "%q is not one of memory, redis", rv.Store)
 	}
 	if u := rv.RedisURL.Reveal(); u != "" {
-		// Never echo the URL: it usually holds a password.
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "redis" && pu.Scheme != "rediss") || pu.Host == "" {
-			ps.add("revocation.redis_url", "must be a redis:// or rediss:// URL with a host (value not shown)")
+		// Never echo the URL: it usually holds a password (redisurl's
+		// errors leave it out).
+		if _, err := redisurl.Parse(u); err != nil {
+			ps.add("revocation.redis_url", "%v (value not shown; a %s URL with a host)", err, redisurl.Schemes)
 		}
 	} else if rv.Store == "redis" {
 		ps.add("revocation.redis_url", "required with revocation.store redis")
@@ -364,6 +366,8 @@ func (c *Config) validateTuning(ps *problems) {
 	}
 	if rv.Required && rv.RedisURL == "" {
 		ps.add("revocation.required", "needs revocation.redis_url")
+	} else if rv.Required && rv.Store != "redis" && !c.Cache.Shared {
+		ps.add("revocation.required", "needs revocation.store redis or cache.shared: nothing else uses Redis")
 	}
 	if !bad["revocation.ttl"] && rv.TTL < Duration(60*time.Second) {
 		ps.add("revocation.ttl", "%s is less than 60s: a revocation must outlive the 60 s session token", rv.TTL)

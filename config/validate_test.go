@@ -80,7 +80,13 @@ func TestValidateRefuses(t *testing.T) {
 		{"revocation store unknown", func(c *Config) { c.Revocation.Store = "etcd" }, "revocation.store", "memory, redis"},
 		{"redis store without url", func(c *Config) { c.Revocation.Store = "redis" }, "revocation.redis_url", "required"},
 		{"redis url wrong scheme", func(c *Config) { c.Revocation.RedisURL = "http://cache:6379" }, "revocation.redis_url", "redis://"},
+		{"redis url without host", func(c *Config) { c.Revocation.RedisURL = "redis://:pw@:6379" }, "revocation.redis_url", "host"},
+		{"redis sentinel without master", func(c *Config) { c.Revocation.RedisURL = "redis+sentinel://s1:26379,s2:26379" }, "revocation.redis_url", "master_name"},
+		{"redis url unknown option", func(c *Config) { c.Revocation.RedisURL = "redis://cache?colour=blue" }, "revocation.redis_url", "colour"},
+		{"redis url bad database", func(c *Config) { c.Revocation.RedisURL = "rediss://cache/zero" }, "revocation.redis_url", "database"},
+		{"redis several hosts without topology", func(c *Config) { c.Revocation.RedisURL = "redis://a:6379,b:6379" }, "revocation.redis_url", "redis+cluster://"},
 		{"cache shared without redis", func(c *Config) { c.Cache.Shared = true }, "cache.shared", "redis_url"},
+		{"redis required but unused", func(c *Config) { c.Revocation.RedisURL, c.Revocation.Required = "redis://cache", true }, "revocation.required", "revocation.store redis"},
 		{"revocation ttl below token lifetime", func(c *Config) { c.Revocation.TTL = Duration(30 * time.Second) }, "revocation.ttl", "60"},
 		{"trusted proxy garbage", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.internal"} }, "trusted_proxies[1]", "CIDR"},
 		{"log level unknown", func(c *Config) { c.Log.Level = "verbose" }, "log.level", "debug"},
@@ -188,6 +194,12 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"pk_test with default handshake", func(c *Config) { c.Clerk.Issuer, c.Clerk.PublishableKey = "", pkTestPuma }},
 		{"redis revocation", func(c *Config) { c.Revocation.Store, c.Revocation.RedisURL = "redis", "rediss://:pw@cache:6380/0" }},
+		{"redis sentinel", func(c *Config) {
+			c.Revocation.Store, c.Revocation.RedisURL = "redis", "redis+sentinel://s1:26379,s2:26379/1?master_name=mymaster&password=pw"
+		}},
+		{"redis cluster over TLS", func(c *Config) {
+			c.Revocation.Store, c.Revocation.RedisURL, c.Cache.Shared = "redis", "rediss+cluster://u:pw@n1:7000,n2:7000", true
+		}},
 		{"webhook secret", func(c *Config) { c.Clerk.WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }},
 		{"same path different hosts", func(c *Config) {
 			c.Routes = append(c.Routes, Route{Path: "/", Host: "Admin.Example.com"}, Route{Path: "/", Host: "api.example.com"})

@@ -73,6 +73,9 @@ const (
 type Config struct {
 	// Lookup asks Clerk. Required unless every route is Off.
 	Lookup StatusLookup
+	// CachedLookup, when set, is what Cached mode asks instead of Lookup
+	// (a status cache shared by replicas); Strict mode always asks Lookup.
+	CachedLookup StatusLookup
 	// DenyList is consulted first on every route. Required.
 	DenyList *DenyList
 	// CacheSize bounds the status cache. Zero means 100,000.
@@ -96,6 +99,7 @@ type Config struct {
 // Service holds the state every route's checker shares.
 type Service struct {
 	lookup  StatusLookup
+	cached  StatusLookup // Cached mode's lookup
 	deny    *DenyList
 	cache   *lru.Cache[string, entry]
 	ttl     time.Duration
@@ -127,8 +131,11 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		lookup: cfg.Lookup, deny: cfg.DenyList, cache: cache,
+		lookup: cfg.Lookup, cached: cfg.CachedLookup, deny: cfg.DenyList, cache: cache,
 		ttl: cfg.TTL, timeout: cfg.LookupTimeout, now: cfg.Now, log: cfg.Logger,
+	}
+	if s.cached == nil {
+		s.cached = s.lookup
 	}
 	if s.ttl <= 0 {
 		s.ttl = 10 * time.Second
@@ -281,7 +288,7 @@ func (c *checker) lookupStatus(ctx context.Context, sid string) (string, error) 
 		lctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
 		s.lookups.Add(1)
-		status, err := s.lookup.SessionStatus(lctx, sid)
+		status, err := s.cached.SessionStatus(lctx, sid)
 		s.record(err)
 		if err == nil && status == "active" {
 			// Cached before the flight ends, so no request can slip between

@@ -47,8 +47,20 @@ func (d *DenyList) Deny(sid string) time.Time {
 
 // DenyUntil puts sid on the list until the given time (a replica applying a
 // revocation another one made keeps the original expiry). An existing later
-// expiry is kept.
+// expiry is kept. The OnDeny hooks run.
 func (d *DenyList) DenyUntil(sid string, until time.Time) {
+	d.add(sid, until, true)
+}
+
+// Apply puts sid on the list until the given time like DenyUntil, but
+// without running the OnDeny hooks: it is how a shared store applies a
+// revocation another replica made (and already published), so that it is
+// not published again.
+func (d *DenyList) Apply(sid string, until time.Time) {
+	d.add(sid, until, false)
+}
+
+func (d *DenyList) add(sid string, until time.Time, fire bool) {
 	now := d.now()
 	if !until.After(now) {
 		return
@@ -65,6 +77,9 @@ func (d *DenyList) DenyUntil(sid string, until time.Time) {
 	}
 	hooks := d.onAdd
 	d.mu.Unlock()
+	if !fire {
+		return
+	}
 	for _, h := range hooks {
 		h(sid, until)
 	}
@@ -126,8 +141,8 @@ func (d *DenyList) Evictions() uint64 {
 	return d.evictions
 }
 
-// OnDeny registers a hook called after every Deny/DenyUntil (a shared store
-// publishes from here). Hooks run on the caller's goroutine and must not
+// OnDeny registers a hook called after every Deny/DenyUntil, not Apply (a
+// shared store publishes from here). Hooks run on the caller's goroutine and must not
 // block.
 func (d *DenyList) OnDeny(h func(sid string, until time.Time)) {
 	d.mu.Lock()
