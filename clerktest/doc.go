@@ -18,6 +18,13 @@
 // their own failure behaviors (SetAPIBehavior), and it sends Svix-signed
 // session webhooks (SendWebhook, WebhookRequest).
 //
+// For browsers it plays a production instance's Frontend API: a hosted
+// sign-in page that sets __session, __client_uat and its own __client cookie,
+// and the handshake endpoint GET /v1/client/handshake, which reads __client
+// and sends the browser back with fresh session cookies (or their deletions)
+// in a signed __clerk_handshake JWT or a __clerk_handshake_nonce
+// (SetHandshakeFormat). PublishableKey names the fake as the Frontend API.
+//
 // An Instance is safe for concurrent use. The fake only ever listens on a
 // loopback address: it MUST NOT be exposed, because anyone who can reach it
 // can mint tokens it will vouch for.

@@ -74,7 +74,8 @@ type Instance struct {
 	keys     keyRing
 	sessions sessionStore
 	counters counters
-	api      apiState // Backend API endpoints: behaviors, templates, nonces
+	api      apiState      // Backend API endpoints: behaviors, templates, nonces
+	frontend frontendState // Frontend API: browser clients, handshake format
 
 	mu       sync.Mutex // guards following
 	ln       net.Listener

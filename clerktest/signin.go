@@ -17,10 +17,10 @@ import (
 const (
 	// SignInPath is the hosted sign-in page, the fake's stand-in for Clerk's
 	// Account Portal: GET serves a form, POST signs in and redirects to
-	// redirect_url with the __session cookie set.
+	// redirect_url with the __session, __client_uat and __client cookies set.
 	SignInPath = "/sign-in"
-	// SignOutPath clears the __session and __client_uat cookies and
-	// redirects to redirect_url.
+	// SignOutPath clears the __session, __client_uat and __client cookies,
+	// ends the browser's session and redirects to redirect_url.
 	SignOutPath = "/sign-out"
 	// TestingTokensPath mints a session token on request (behind the secret
 	// key). It is the fake's own endpoint, not a Clerk Backend API one:
@@ -70,6 +70,7 @@ func (i *Instance) signInRoutes() {
 	i.mux.HandleFunc("GET "+SignInPath, i.serveSignInForm)
 	i.mux.HandleFunc("POST "+SignInPath, i.serveSignIn)
 	i.mux.HandleFunc("GET "+SignOutPath, i.serveSignOut)
+	i.mux.HandleFunc("GET "+HandshakePath, i.serveHandshake)
 	i.mux.HandleFunc("POST "+TestingTokensPath, i.serveTestingToken)
 }
 
@@ -140,14 +141,10 @@ func (i *Instance) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, p.param+": "+p.msg, http.StatusBadRequest)
 		return
 	}
-	tok, err := i.Mint(req.options()...)
-	if err != nil {
+	if err := i.signInBrowser(w, req); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	now := i.now()
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", SameSite: http.SameSiteLaxMode})
-	http.SetCookie(w, &http.Cookie{Name: ClientUATCookie, Value: strconv.FormatInt(now.Unix(), 10), Path: "/", SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect, http.StatusSeeOther)
 }
@@ -158,6 +155,7 @@ func (i *Instance) serveSignOut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	i.signOutBrowser(w, r)
 	for _, name := range []string{SessionCookie, ClientUATCookie} {
 		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, SameSite: http.SameSiteLaxMode})
 	}

@@ -8,7 +8,10 @@
 // segments, optional host) → its policy: public (no check), optional (claims
 // when valid, anonymous otherwise), required (rejection with DESIGN §3's
 // outcome, or a 307 to the sign-in page for browser navigations) and its
-// organization requirements (403) → identity headers set → the upstream,
+// organization requirements (403); on a route with a Handshake, requests
+// without a Bearer token follow Clerk's browser cookie rules and expired
+// sessions of navigations are renewed through Clerk's handshake
+// (handshake.go) → Clerk's handshake cookies stripped → identity headers set → the upstream,
 // through httputil.ReverseProxy with Rewrite (X-Forwarded-* set, WebSocket
 // upgrades and SSE streams passed through, upstream failures answered 502 or
 // 504 without internals).

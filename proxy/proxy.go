@@ -154,11 +154,12 @@ func New(opts Options) (*Proxy, error) {
 		transport = NewTransport(TransportOptions{})
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    transport,
-		ErrorHandler: p.upstreamError,
-		ErrorLog:     zap.NewStdLog(p.log.Named("reverseproxy")),
-		BufferPool:   newBufferPool(),
+		Rewrite:        p.rewrite,
+		Transport:      transport,
+		ErrorHandler:   p.upstreamError,
+		ModifyResponse: p.modifyResponse,
+		ErrorLog:       zap.NewStdLog(p.log.Named("reverseproxy")),
+		BufferPool:     newBufferPool(),
 	}
 	return p, nil
 }
@@ -228,6 +229,7 @@ type state struct {
 	upstream  time.Duration
 	requestID string
 	peerTrust bool
+	noStore   bool // the handshake set cookies: the upstream answer gets Cache-Control: no-store
 }
 
 type stateKey struct{}
@@ -300,6 +302,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 	if !p.authenticate(w, r, rt, st, false) {
 		return
 	}
+	stripClerkCookies(r.Header, rt.ForwardToken)
 	if !rt.ForwardToken {
 		r.Header.Del("Authorization")
 		stripSessionCookies(r.Header)
@@ -332,9 +335,10 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, rt *route, 
 	if rt.Auth == Public {
 		return true
 	}
-	vstart := time.Now()
-	claims, err := p.gate.Authenticate(r, rt.Policy)
-	st.verify = time.Since(vstart)
+	claims, redirected, err := p.verifyRequest(w, r, rt, st, forwardAuth)
+	if redirected {
+		return false
+	}
 	if err == nil {
 		err = rt.authorize(claims)
 	}

@@ -72,6 +72,11 @@ type Route struct {
 	// without an Authorization header instead of answering 503
 	// session-status-unavailable.
 	UpstreamTokenAllowOnError bool
+	// Handshake, when set, decides requests without an Authorization Bearer
+	// token by Clerk's browser rules (suffixed cookies, __client_uat) and
+	// renews expired sessions of browser navigations through Clerk's
+	// handshake (proxy/handshake.go). Ignored on public routes.
+	Handshake Handshake
 }
 
 // UpstreamToken supplies the bearer token an upstream receives in place of

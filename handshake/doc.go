@@ -1,0 +1,30 @@
+// Package handshake is the server side of Clerk's handshake for one request:
+// the cookie path of the Gate for browsers, as Clerk's JavaScript backend
+// (@clerk/backend authenticateRequest) runs it for production instances.
+//
+// A Handshaker looks at a request that carries no Authorization Bearer token
+// and decides, in the order of ../shared/notes/clerk-handshake.md §7.2:
+//
+//  1. a returning handshake (the __clerk_handshake or
+//     __clerk_handshake_nonce cookie): its Set-Cookie directives are
+//     verified (the JWT against the instance keys, or the nonce exchanged at
+//     the Backend API), filtered, and the new session token is fully verified
+//     before anyone sees its identity;
+//  2. the suffixed or unsuffixed __session and __client_uat cookies, chosen
+//     by Clerk's rules;
+//  3. a missing, stale, expired, not-yet-valid or future-issued token on a
+//     browser navigation (GET, Sec-Fetch-Dest document or iframe, or no
+//     Sec-Fetch-Dest and Accept text/html) becomes a 307 to the Frontend
+//     API's /v1/client/handshake, bounded by the __clerk_redirect_count
+//     cookie; on any other request it is signed-out with the closest reason
+//     of DESIGN §3 and Clerk's own reason in the message.
+//
+// The result is an Outcome: signed-in (claims, and the cookies to set on the
+// page), signed-out (a *middleware.Error, and cookies), or a redirect. The
+// proxy package turns it into a response. A broken token never causes a
+// redirect, nothing here answers 500, and the loop guard ends every chain of
+// redirects signed-out.
+//
+// Development instances (pk_test_ keys) need the dev-browser flow, which is
+// not implemented: New refuses them.
+package handshake

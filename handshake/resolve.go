@@ -1,0 +1,201 @@
+package handshake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/middleware"
+)
+
+// Bounds on a handshake payload: Clerk's carry a handful of directives of a
+// few KiB at most.
+const (
+	maxDirectives     = 64
+	maxDirectiveBytes = 8 << 10
+)
+
+// allowedPrefixes are the cookie names a handshake may set (deviation from
+// Clerk's SDK, which emits whatever the payload lists).
+var allowedPrefixes = []string{SessionCookie, ClientUATCookie, DevBrowserCookie, RefreshCookie, HandshakeCookie}
+
+// resolve is §7.2 step 2: the return trip of a handshake. It returns the
+// outcome, or nil to go on with the request's own cookies (the payload
+// failed); in both cases q.cleanup holds sessiongate's own deletions.
+func (q *request) resolve(hsToken, hsNonce string) *Outcome {
+	h := q.h
+	ctx := q.r.Context()
+	var directives []string
+	switch {
+	case hsNonce != "":
+		// The nonce wins when both are present (Clerk's order). A consumed
+		// nonce is deleted whatever happens: the payload may not do it.
+		q.cleanup = append(q.cleanup, h.deletion(HandshakeNonceCookie)...)
+		if hsToken != "" {
+			q.cleanup = append(q.cleanup, h.deletion(HandshakeCookie)...)
+		}
+		directives = h.exchange(ctx, hsNonce)
+	default:
+		d, err := h.verifyToken(ctx, hsToken)
+		if err != nil {
+			h.log.Warn("Clerk handshake: the handshake token was rejected; going on with the request's cookies",
+				zap.String("reason", reasonOf(err)), zap.Error(errors.Unwrap(err)))
+			// Delete it, or every request would try it again until it expires.
+			q.cleanup = append(q.cleanup, h.deletion(HandshakeCookie)...)
+			return nil
+		}
+		directives = d
+	}
+	directives = h.filter(directives)
+	tok := lastSessionToken(directives)
+	if tok == "" {
+		return q.finish(&Outcome{
+			Status:      SignedOut,
+			Err:         &middleware.Error{Reason: middleware.ReasonSessionTokenMissing, Message: "the handshake ended signed out (Clerk: " + ReasonSessionTokenMissing + ")"},
+			ClerkReason: ReasonSessionTokenMissing,
+			SetCookie:   directives,
+		})
+	}
+	claims, err := h.gate.VerifyWith(ctx, tok, q.policy)
+	if err == nil {
+		return q.finish(&Outcome{Status: SignedIn, Claims: claims, SetCookie: directives})
+	}
+	e := asError(err)
+	switch e.Reason {
+	case middleware.ReasonSessionPending, middleware.ReasonSessionRevoked, middleware.ReasonSessionStatusUnavailable:
+		// A genuine token of a session the route's policy refuses: the
+		// answer is final, and another handshake would only mint the same.
+		return q.finish(&Outcome{Status: SignedOut, Err: e, SetCookie: directives})
+	}
+	h.log.Warn("Clerk handshake: the new session token failed verification; discarding the payload",
+		zap.String("reason", string(e.Reason)))
+	return nil
+}
+
+// exchange fetches a nonce's directives; any failure gives none (logged).
+func (h *Handshaker) exchange(ctx context.Context, nonce string) []string {
+	if h.exchanger == nil {
+		h.log.Warn("Clerk handshake: a nonce arrived but no Backend API client is configured (clerk.secret_key); ending signed-out")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	d, err := h.exchanger.GetHandshakePayload(ctx, nonce)
+	if err != nil {
+		h.log.Warn("Clerk handshake: exchanging the nonce failed; ending signed-out", zap.Error(err))
+		return nil
+	}
+	return d
+}
+
+// verifyToken verifies the handshake JWT and returns its directives.
+func (h *Handshaker) verifyToken(ctx context.Context, tok string) ([]string, error) {
+	payload, err := h.gate.VerifyJWS(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	var p struct {
+		Handshake *[]string `json:"handshake"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil || p.Handshake == nil {
+		return nil, &middleware.Error{Reason: middleware.ReasonTokenInvalid, Message: "the handshake token has no handshake array of strings", Err: err}
+	}
+	return *p.Handshake, nil
+}
+
+func reasonOf(err error) string {
+	var e *middleware.Error
+	if errors.As(err, &e) {
+		return string(e.Reason)
+	}
+	return "unknown"
+}
+
+// filter keeps the directives whose cookie name is allow-listed and that
+// hold no control character (CR and LF above all), in order.
+func (h *Handshaker) filter(ds []string) []string {
+	out := make([]string, 0, len(ds))
+	for i, d := range ds {
+		if i >= maxDirectives {
+			h.log.Warn("Clerk handshake: too many directives; the rest are dropped", zap.Int("count", len(ds)))
+			break
+		}
+		name := directiveName(d)
+		switch {
+		case len(d) > maxDirectiveBytes, hasControl(d):
+			h.log.Warn("Clerk handshake: a directive with control characters or too long was dropped", zap.String("cookie", safeName(name)))
+		case !allowedName(name):
+			h.log.Warn("Clerk handshake: a directive for a cookie outside the allow-list was dropped", zap.String("cookie", safeName(name)))
+		default:
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func directiveName(d string) string {
+	pair, _, _ := strings.Cut(d, ";")
+	name, _, _ := strings.Cut(pair, "=")
+	return strings.TrimSpace(name)
+}
+
+func allowedName(name string) bool {
+	if !validCookieName(name) {
+		return false
+	}
+	for _, p := range allowedPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// safeName bounds a cookie name for a log line.
+func safeName(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	if !validCookieName(s) {
+		return "(invalid)"
+	}
+	return s
+}
+
+// lastSessionToken is the value of the last directive whose name starts
+// with __session ("" for a deletion), as Clerk's SDK picks it.
+func lastSessionToken(ds []string) string {
+	tok := ""
+	for _, d := range ds {
+		if !strings.HasPrefix(directiveName(d), SessionCookie) {
+			continue
+		}
+		pair, _, _ := strings.Cut(d, ";")
+		_, v, _ := strings.Cut(pair, "=")
+		tok = strings.Trim(strings.TrimSpace(v), `"`)
+	}
+	return tok
+}
+
+// deletion is the Set-Cookie values that delete name: host-only, and on the
+// cookie domain when one is configured.
+func (h *Handshaker) deletion(name string) []string {
+	const del = "=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"
+	out := []string{name + del}
+	if h.cookieDomain != "" {
+		out = append(out, name+del+"; Domain="+h.cookieDomain)
+	}
+	return out
+}
