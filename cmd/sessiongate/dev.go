@@ -27,8 +27,11 @@ import (
 // DevSecretKey is the Backend API secret key of the fake Clerk instance that
 // `sessiongate dev` starts. It is fixed and public so that `sessiongate dev
 // token` works without flags; it protects nothing but a fake that listens on
-// loopback only. Never use it, or anything like it, for a real instance.
-const DevSecretKey = "sk_test_sessiongate_dev_not_a_secret"
+// loopback only. Never use it, or anything like it, for a real instance. It
+// is an sk_live_ key because the fake plays a production instance (its
+// publishable key is pk_live_, which the handshake needs, and sessiongate
+// refuses keys of two instance types).
+const DevSecretKey = "sk_live_sessiongate_dev_not_a_secret"
 
 // Dev mode defaults.
 const (
@@ -49,6 +52,9 @@ type devOptions struct {
 	// ready, when set, receives the gate's origin once everything listens
 	// (for tests; the banner is printed just before).
 	ready func(gateOrigin string)
+	// onFake, when set, receives the fake Clerk instance as soon as it runs
+	// (for tests: request counters, session status).
+	onFake func(*clerktest.Instance)
 }
 
 // usageError is a command-line mistake: exit code 2.
@@ -195,6 +201,9 @@ func devMain(ctx context.Context, opts devOptions, stdout, stderr io.Writer) (er
 		return fmt.Errorf("--clerk-listen %s: %w", opts.ClerkListen, err)
 	}
 	defer fake.Close()
+	if opts.onFake != nil {
+		opts.onFake(fake)
+	}
 	if fh, _, _ := net.SplitHostPort(opts.ClerkListen); fh != hostOf(gateOrigin) {
 		log.Warn("the fake Clerk instance and the gate use different host names: the browser sign-in cookie will not reach the gate",
 			zap.String("clerk_host", fh), zap.String("gate_host", hostOf(gateOrigin)))
@@ -289,6 +298,11 @@ func devConfig(listen, adminListen, gateOrigin, demoURL string, fake *clerktest.
 	cfg.Listen = listen
 	cfg.AdminListen = adminListen
 	cfg.Clerk.Issuer = fake.Issuer()
+	// The fake as a production instance: the publishable key names it as the
+	// Frontend API (cookie suffix, issuer host) and proxy_url sends the
+	// handshake redirect to it over http.
+	cfg.Clerk.PublishableKey = fake.PublishableKey()
+	cfg.Clerk.ProxyURL = fake.URL()
 	cfg.Clerk.SecretKey = config.Secret(fake.SecretKey())
 	cfg.Clerk.APIURL = fake.APIURL()
 	cfg.Clerk.AuthorizedParties = []string{gateOrigin}
@@ -329,6 +343,8 @@ func printBanner(w io.Writer, d bannerData) {
 	fmt.Fprintf(&b, "  curl -i %s/hello\n\n", d.Gate)
 	fmt.Fprintf(&b, "In a browser, sign in on the fake (it sets the __session cookie on this host):\n\n")
 	fmt.Fprintf(&b, "  %s\n\n", d.SignIn)
+	fmt.Fprintf(&b, "Once a token expires, the next page load renews it through Clerk's handshake (307 to the fake's\n"+
+		"/v1/client/handshake and back); try it with a short --token-lifetime, e.g. 10s.\n\n")
 	clerkFlag := ""
 	if d.ClerkFlag {
 		clerkFlag = " --clerk " + d.Clerk

@@ -25,9 +25,11 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
+	"github.com/sessiongate/sessiongate/redisstore"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 	"github.com/sessiongate/sessiongate/templatetoken"
 )
@@ -67,6 +69,8 @@ type App struct {
 	deny      *sessioncheck.DenyList
 	sessions  *sessioncheck.Service
 	templates map[string]*templatetoken.Source
+	hs        *handshake.Handshaker // nil unless a route has the handshake on
+	redis     *redisstore.Store     // nil without Redis (redis.go)
 
 	closeOnce sync.Once
 }
@@ -205,23 +209,13 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.admin = a.adminHandler()
-	if kinds := handshakeRoutes(cfg); len(kinds) > 0 {
-		log.Warn("Clerk's browser handshake is not implemented yet: expired session cookies on these routes end signed-out (401, or the sign-in redirect)",
-			zap.Strings("routes", kinds))
-	}
 	return a, nil
 }
 
 // unsupported refuses settings this build validates but cannot honour yet:
 // starting without them would silently weaken what the operator asked for.
 func unsupported(cfg *config.Config) error {
-	var problems []string
-	if cfg.Revocation.Store == "redis" {
-		problems = append(problems, "revocation.store: redis is not supported by this build yet (use memory)")
-	}
-	if cfg.Cache.Shared {
-		problems = append(problems, "cache.shared: not supported by this build yet")
-	}
+	var problems []string // none today
 	if len(problems) > 0 {
 		return errors.New("config: " + strings.Join(problems, "\n  "))
 	}
@@ -272,6 +266,11 @@ func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 			pr.UpstreamToken = src
 			pr.UpstreamTokenAllowOnError = r.OnSessionCheckError == config.OnErrorAllow
 		}
+		if h, err := a.routeHandshake(cfg, i); err != nil {
+			return nil, err
+		} else if h != nil {
+			pr.Handshake = h
+		}
 		switch r.Auth {
 		case config.AuthPublic:
 			pr.Auth = proxy.Public
@@ -306,8 +305,8 @@ func (a *App) Handler() http.Handler { return a.proxy }
 func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Ready reports whether the App can verify tokens: keys loaded and not past
-// max_stale.
-func (a *App) Ready() bool { return a.keys.Ready() }
+// max_stale, and Redis in step when it must be (redis.go).
+func (a *App) Ready() bool { return a.keys.Ready() && a.redisNotReady() == "" }
 
 // Close stops background work (the key refresh). It is idempotent.
 func (a *App) Close() {
@@ -315,6 +314,7 @@ func (a *App) Close() {
 		if a.remote != nil {
 			_ = a.remote.Close()
 		}
+		a.closeRedis()
 	})
 }
 
@@ -336,6 +336,10 @@ func (a *App) adminHandler() http.Handler {
 					msg = "signing keys older than jwks.max_stale"
 				}
 			}
+			writeStatus(w, http.StatusServiceUnavailable, "unavailable", msg)
+			return
+		}
+		if msg := a.redisNotReady(); msg != "" {
 			writeStatus(w, http.StatusServiceUnavailable, "unavailable", msg)
 			return
 		}

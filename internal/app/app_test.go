@@ -323,18 +323,3 @@ func TestGracefulDrain(t *testing.T) {
 	}
 	h.done <- nil // for the cleanup
 }
-
-func TestUnsupportedSettingsRefuseToStart(t *testing.T) {
-	t.Parallel()
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
-	cfg := config.Defaults()
-	cfg.Clerk.Issuer = inst.Issuer()
-	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
-	cfg.Upstream = "http://127.0.0.1:1"
-	cfg.Revocation.Store = "redis"
-	cfg.Revocation.RedisURL = "redis://127.0.0.1:6379/0"
-	cfg.Normalize()
-	if _, err := app.New(&cfg, app.Options{Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "revocation.store") {
-		t.Fatalf("err = %v", err)
-	}
-}

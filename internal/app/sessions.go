@@ -92,6 +92,9 @@ func (m *metrics) registerSessionChecks(svc *sessioncheck.Service) {
 // list and the session-status service.
 func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Time) error {
 	a.deny = sessioncheck.NewDenyList(cfg.Revocation.TTL.D(), 0, opts.Now)
+	if err := a.setupRedis(cfg, opts); err != nil {
+		return err
+	}
 	if sk := cfg.Clerk.SecretKey.Reveal(); sk != "" {
 		onResp := a.metrics.backendCounter()
 		c, err := clerkapi.New(clerkapi.Config{
@@ -118,6 +121,7 @@ func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Ti
 	}
 	if a.api != nil {
 		scfg.Lookup = statusLookup{a.api}
+		scfg.CachedLookup = a.sharedStatus(cfg, scfg.Lookup)
 	}
 	svc, err := sessioncheck.New(scfg)
 	if err != nil {
@@ -183,6 +187,7 @@ func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
 	return &webhook.Handler{
 		Verifier: v,
 		Revoke:   func(sid string) { a.revokeLocally(sid) },
+		Seen:     a.webhookSeen(),
 		Logger:   a.log.Named("webhook"),
 	}, nil
 }

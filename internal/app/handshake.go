@@ -1,0 +1,93 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/handshake"
+)
+
+// handshaker returns the App's Clerk handshake (one for every route that has
+// it on: the route's policy is passed per request), building it on first
+// use.
+func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
+	if a.hs != nil {
+		return a.hs, nil
+	}
+	if cfg.Clerk.PublishableKey == "" {
+		return nil, errors.New("the handshake needs clerk.publishable_key")
+	}
+	pk, err := config.ParsePublishableKey(cfg.Clerk.PublishableKey)
+	if err != nil {
+		return nil, err
+	}
+	hc := handshake.Config{
+		Gate:         a.gate,
+		FrontendAPI:  pk.FrontendAPI,
+		CookieSuffix: pk.CookieSuffix,
+		Production:   pk.Live,
+		BaseURL:      cfg.Clerk.ProxyURL,
+		CookieDomain: cookieDomain(pk.FrontendAPI, cfg.PublicOrigin),
+		Logger:       a.log.Named("handshake"),
+	}
+	if a.api != nil {
+		hc.Exchanger = a.api
+	} else {
+		a.log.Warn("Clerk handshake without clerk.secret_key: payloads Clerk sends by nonce (over 2 KiB) cannot be exchanged and end signed-out")
+	}
+	h, err := handshake.New(hc)
+	if err != nil {
+		return nil, err
+	}
+	a.hs = h
+	a.log.Info("Clerk handshake on", zap.Strings("routes", handshakeRoutes(cfg)),
+		zap.String("frontend_api", pk.FrontendAPI), zap.String("handshake_base", strings.TrimRight(orDefault(cfg.Clerk.ProxyURL, "https://"+pk.FrontendAPI), "/")))
+	return h, nil
+}
+
+// cookieDomain is the Domain of sessiongate's own cookie deletions: the
+// domain Clerk's Frontend API sets the handshake cookies on, which is the
+// Frontend API host without its "clerk." label (clerk.example.com →
+// example.com), provided the public origin (when configured) is that domain
+// or below it. Otherwise "" (host-only deletions only).
+func cookieDomain(fapi, publicOrigin string) string {
+	d, ok := strings.CutPrefix(strings.ToLower(fapi), "clerk.")
+	if !ok || !strings.Contains(d, ".") || strings.Contains(d, ":") {
+		return ""
+	}
+	if publicOrigin != "" {
+		u, err := url.Parse(publicOrigin)
+		if err != nil {
+			return ""
+		}
+		host := strings.ToLower(u.Hostname())
+		if host != d && !strings.HasSuffix(host, "."+d) {
+			return ""
+		}
+	}
+	return d
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// routeHandshake is the handshake of route i, nil when it is off.
+func (a *App) routeHandshake(cfg *config.Config, i int) (*handshake.Handshaker, error) {
+	if !cfg.Routes[i].HandshakeEnabled(cfg) {
+		return nil, nil
+	}
+	h, err := a.handshaker(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("routes[%d].handshake: %w", i, err)
+	}
+	return h, nil
+}
