@@ -267,6 +267,7 @@ func validEnvName(s string) bool {
 }
 
 var (
+	secretType      = reflect.TypeOf(Secret(""))
 	durationType    = reflect.TypeOf(Duration(0))
 	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 )
@@ -288,6 +289,19 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]string) {
 			if _, err := ParseDuration(n.Value); err != nil {
 				*errs = append(*errs, fmt.Sprintf("line %d: %s: %v", n.Line, path, err))
 			}
+		}
+		return
+	}
+	if t == secretType {
+		// yaml.v3 quotes the value in its type errors ("cannot decode !!str
+		// `sk_live_…` as a !!int"): refuse anything but a string before it
+		// gets the chance, without showing the value.
+		v := n
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		if v.Kind != yaml.ScalarNode || (v.Style&yaml.TaggedStyle != 0 && v.ShortTag() != "!!str" && v.ShortTag() != "!!null") {
+			*errs = append(*errs, fmt.Sprintf("line %d: %s: a secret must be a plain string (value not shown)", n.Line, path))
 		}
 		return
 	}

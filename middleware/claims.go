@@ -89,6 +89,7 @@ type rawClaims struct {
 	Claims
 	exp, iat, nbf          int64
 	hasExp, hasIat, hasNbf bool
+	hasSts                 bool // present and not null
 	version                int64
 	org                    rawOrg
 	v1OrgRole              string
@@ -125,6 +126,7 @@ func decodeClaims(payload []byte) (*rawClaims, error) {
 			c.ID, err = r.string()
 		case "sts":
 			c.SessionStatus, err = r.string()
+			c.hasSts = true
 		case "pla":
 			c.Plan, err = r.string()
 		case "fea":

@@ -375,8 +375,8 @@ func (g *Gate) checkClaims(c *rawClaims, now time.Time) (timeLimits, *Error) {
 			return t, reject(ReasonTokenInvalidParties, "the session token was minted for another origin")
 		}
 	}
-	switch c.SessionStatus {
-	case "", "active", "pending":
+	switch {
+	case !c.hasSts, c.SessionStatus == "active", c.SessionStatus == "pending":
 	default:
 		// Clerk only emits active and pending; an unknown status fails closed.
 		return t, reject(ReasonTokenInvalid, "the session token has an unknown session status")
