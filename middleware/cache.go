@@ -83,7 +83,6 @@ func (k *keyer) keyOf(token string) cacheKey {
 type cacheEntry struct {
 	claims *Claims
 	key    *jwks.Key
-	times  timeLimits
 }
 
 // cacheShards spreads the LRU's lock: a hit moves the entry to the front, so

@@ -91,6 +91,7 @@ type Gate struct {
 	realm        string
 	now          func() time.Time
 	log          *zap.Logger
+	intern       *interner
 
 	hits, misses stripedCounter
 }
@@ -122,6 +123,7 @@ func New(cfg Config) (*Gate, error) {
 		realm:        cfg.Realm,
 		now:          cfg.Now,
 		log:          cfg.Logger,
+		intern:       newInterner(),
 	}
 	if err := validateIssuer(cfg.Issuer); err != nil {
 		return nil, err
@@ -273,7 +275,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		if ent, ok := g.cache.get(ck); ok {
 			if !ent.key.Retired() {
 				g.hits.add(ck)
-				if e := ent.times.check(now); e != nil {
+				if e := g.checkTimes(ent.claims, now); e != nil {
 					if e.Reason == ReasonTokenExpired {
 						g.cache.remove(ck)
 					}
@@ -301,8 +303,7 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 	// Every claim check runs before the key lookup, which is the only step
 	// that can cause a network fetch (an unknown kid): a token with bad claims
 	// never costs a JWKS request.
-	times, e := g.checkClaims(p.claims, now)
-	if e != nil {
+	if e := g.checkClaims(p.claims, now); e != nil {
 		return nil, g.rejected(e, h.kid, &p.claims.Claims)
 	}
 
@@ -323,9 +324,9 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the session token signature is invalid", err), h.kid, &p.claims.Claims)
 	}
 
-	c := &p.claims.Claims
+	c := g.compact(&p.claims.Claims)
 	if g.cache != nil {
-		g.cache.add(ck, &cacheEntry{claims: c, key: key, times: times})
+		g.cache.add(ck, &cacheEntry{claims: c, key: key})
 	}
 	return c, nil
 }
@@ -340,65 +341,55 @@ func (g *Gate) algAllowed(alg string) bool {
 }
 
 // checkClaims runs every claim check that needs no key, in the order of
-// DESIGN §2.5. It returns the time limits the cache re-checks on every hit.
-func (g *Gate) checkClaims(c *rawClaims, now time.Time) (timeLimits, *Error) {
+// DESIGN §2.5.
+func (g *Gate) checkClaims(c *rawClaims, now time.Time) *Error {
 	if !c.hasExp {
-		return timeLimits{}, reject(ReasonTokenInvalid, "the session token has no exp claim")
+		return reject(ReasonTokenInvalid, "the session token has no exp claim")
 	}
-	t := timeLimits{expLimit: c.Expiry.Add(g.skew)}
-	if c.hasNbf {
-		t.nbfLimit = c.NotBefore.Add(-g.skew)
-	}
-	if c.hasIat {
-		t.iatLimit = c.IssuedAt.Add(-g.skew)
-	}
-	if e := t.check(now); e != nil {
-		return t, e
+	if e := g.checkTimes(&c.Claims, now); e != nil {
+		return e
 	}
 	if c.Issuer != g.issuer {
-		return t, reject(ReasonTokenInvalidIssuer, "the session token was issued by another instance")
+		return reject(ReasonTokenInvalidIssuer, "the session token was issued by another instance")
 	}
 	if c.Subject == "" {
-		return t, reject(ReasonTokenInvalid, "the session token has no sub claim")
+		return reject(ReasonTokenInvalid, "the session token has no sub claim")
 	}
 	if !strings.HasPrefix(c.Subject, "user_") || len(c.Subject) == len("user_") {
-		return t, reject(ReasonTokenTypeMismatch, "the token subject is not a user")
+		return reject(ReasonTokenTypeMismatch, "the token subject is not a user")
 	}
 	if !strings.HasPrefix(c.SessionID, "sess_") || len(c.SessionID) == len("sess_") {
-		return t, reject(ReasonTokenTypeMismatch, "the token has no session id: it is not a session token")
+		return reject(ReasonTokenTypeMismatch, "the token has no session id: it is not a session token")
 	}
 	if g.parties != nil {
 		if c.AuthorizedParty == "" {
-			return t, reject(ReasonTokenInvalidParties, "the session token has no azp claim")
+			return reject(ReasonTokenInvalidParties, "the session token has no azp claim")
 		}
 		if _, ok := g.parties[c.AuthorizedParty]; !ok {
-			return t, reject(ReasonTokenInvalidParties, "the session token was minted for another origin")
+			return reject(ReasonTokenInvalidParties, "the session token was minted for another origin")
 		}
 	}
 	switch {
 	case !c.hasSts, c.SessionStatus == "active", c.SessionStatus == "pending":
 	default:
 		// Clerk only emits active and pending; an unknown status fails closed.
-		return t, reject(ReasonTokenInvalid, "the session token has an unknown session status")
+		return reject(ReasonTokenInvalid, "the session token has an unknown session status")
 	}
-	return t, nil
+	return nil
 }
 
-// timeLimits are exp, nbf and iat with the skew applied: the token is valid
-// while nbfLimit <= now, iatLimit <= now and now < expLimit. Zero nbf/iat
-// limits mean the claim was absent.
-type timeLimits struct {
-	expLimit, nbfLimit, iatLimit time.Time
-}
-
-func (t *timeLimits) check(now time.Time) *Error {
-	if !now.Before(t.expLimit) {
+// checkTimes applies exp, nbf and iat with the skew: the token is valid
+// while now < exp+skew, nbf-skew <= now and iat-skew <= now. It runs on
+// every verification, cache hits included. A zero NotBefore or IssuedAt
+// means the claim was absent (year 1 is in the past anyway).
+func (g *Gate) checkTimes(c *Claims, now time.Time) *Error {
+	if !now.Before(c.Expiry.Add(g.skew)) {
 		return reject(ReasonTokenExpired, "the session token has expired")
 	}
-	if !t.nbfLimit.IsZero() && now.Before(t.nbfLimit) {
+	if !c.NotBefore.IsZero() && now.Before(c.NotBefore.Add(-g.skew)) {
 		return reject(ReasonTokenNotActiveYet, "the session token is not valid yet")
 	}
-	if !t.iatLimit.IsZero() && now.Before(t.iatLimit) {
+	if !c.IssuedAt.IsZero() && now.Before(c.IssuedAt.Add(-g.skew)) {
 		return reject(ReasonTokenIatInTheFuture, "the session token was issued in the future")
 	}
 	return nil
