@@ -81,8 +81,21 @@ func TestBrowserSessionThroughHandshake(t *testing.T) {
 		// Past exp plus the Gate's clock skew, with a margin.
 		time.Sleep(browserTokenLifetime + middleware.DefaultClockSkew + 700*time.Millisecond)
 	}
+	// eventually polls until ok holds: a click returns before the browser
+	// has finished the navigation it starts (POST, 303, page load), so one
+	// read of the URL and another of the source may see different pages.
+	eventually := func(ok func() bool) {
+		deadline := time.Now().Add(15 * time.Second)
+		for !ok() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	onSignInPage := func(step string) {
 		t.Helper()
+		eventually(func() bool {
+			u, err := url.Parse(wd.URL())
+			return err == nil && u.Path == clerktest.SignInPath && strings.Contains(wd.Source(), "<h1>Sign in</h1>")
+		})
 		u, err := url.Parse(wd.URL())
 		if err != nil || u.Path != clerktest.SignInPath || "http://"+u.Host != fake.URL() {
 			t.Fatalf("%s: at %s, want the fake's sign-in page\n%s", step, wd.URL(), wd.Source())
@@ -95,7 +108,11 @@ func TestBrowserSessionThroughHandshake(t *testing.T) {
 	sessionID := regexp.MustCompile(`<th>Session id</th><td><code>(sess_[A-Za-z0-9]+)</code>`)
 	signedInAs := func(step string) (user, sid string) {
 		t.Helper()
-		src := wd.Source()
+		var src string
+		eventually(func() bool {
+			src = wd.Source()
+			return wd.URL() == page && userID.MatchString(src) && sessionID.MatchString(src)
+		})
 		if wd.URL() != page {
 			t.Fatalf("%s: at %s, want %s\n%s", step, wd.URL(), page, src)
 		}
