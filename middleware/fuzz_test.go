@@ -30,9 +30,7 @@ func seedTokens(tb testing.TB, e *corpusEnv) (hostile []string, valid map[string
 		valid[tok] = true
 	}
 	for _, c := range hostileCorpus(tb, e) {
-		if c.bug == "" {
-			hostile = append(hostile, c.token)
-		}
+		hostile = append(hostile, c.token)
 	}
 	return hostile, valid
 }
