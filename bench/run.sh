@@ -10,7 +10,8 @@
 #   DURATION=15      seconds of each measured wrk run
 #   WARMUP=2         seconds of warm-up before each measured run (same load)
 #   CONNS=64 THREADS=1   wrk connections / threads
-#   SCENARIOS="bare bare-default a b c d"   rows to run, in this order (also: bare-nopool)
+#   SCENARIOS="bare bare-default a b c d a-async b-async"   rows to run, in this order (also: bare-nopool);
+#                    a-async / b-async are (a) / (b) with log.async: true (buffered access log)
 #   REPEAT=1         rounds of every row (interleaved); the table shows each row's median over the rounds
 #   DISTURBED=5      a round during which other processes used >= this % of the machine is "disturbed":
 #                    medians use only the undisturbed rounds of a row when it has any
@@ -18,6 +19,8 @@
 #   RSS_TOKENS=100000 TOKENS=10000 SESSIONS=100
 #   ACCESS_LOG=on    sessiongate's access log (on is its default); written to a file, then deleted
 #   KEEP_LOGS=0      1 keeps every process log in $BENCH_WORK/logs
+#   PROFILE=0        1: sessiongate serves /debug/pprof/ (admin_pprof), the bare proxy its own, and each row
+#                    takes a CPU profile over its measured run into $BENCH_WORK/profiles/<row>-r<round>.pprof
 #   BUILD=1          0 reuses the binaries already in $BENCH_WORK/bin
 #   PIN=auto         auto: pin when nproc >= 2; off: never
 #   PROXY_CPUS=0     cores of the proxy under test (sessiongate or the bare proxy)
@@ -40,13 +43,14 @@ DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
-SCENARIOS=${SCENARIOS:-"bare bare-default a b c d"}
+SCENARIOS=${SCENARIOS:-"bare bare-default a b c d a-async b-async"}
 RSS=${RSS:-on}
 RSS_TOKENS=${RSS_TOKENS:-100000}
 TOKENS=${TOKENS:-10000}
 SESSIONS=${SESSIONS:-100}
 ACCESS_LOG=${ACCESS_LOG:-on}
 KEEP_LOGS=${KEEP_LOGS:-0}
+PROFILE=${PROFILE:-0}
 REPEAT=${REPEAT:-1}
 DISTURBED=${DISTURBED:-5}
 BUILD=${BUILD:-1}
@@ -159,7 +163,12 @@ wait_idle() {
 	done
 	echo "   WARNING: the machine is still ${busy} % busy; measuring anyway" >&2
 }
-metric() { { curl -s --max-time 5 "http://$ADMIN_ADDR/metrics" || true; } | awk -v m="$1" '$1 == m {printf "%.0f\n", $2; f = 1} END {if (!f) print 0}'; }
+# With PROFILE=1 the admin listener has a token (admin_pprof requires one); it is
+# a throw-away value of this run, on loopback.
+ADMIN_TOKEN=bench-admin-$$-$RANDOM
+ADMIN_AUTH=()
+[[ $PROFILE == 1 ]] && ADMIN_AUTH=(-H "Authorization: Bearer $ADMIN_TOKEN")
+metric() { { curl -s --max-time 5 "${ADMIN_AUTH[@]}" "http://$ADMIN_ADDR/metrics" || true; } | awk -v m="$1" '$1 == m {printf "%.0f\n", $2; f = 1} END {if (!f) print 0}'; }
 
 for addr in "$CLERK_ADDR" "$UPSTREAM_ADDR" "$BARE_ADDR" "$GATE_ADDR" "$ADMIN_ADDR"; do
 	if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
@@ -203,7 +212,13 @@ SESSIONS_FILE=$WORK/tokens-$SESSIONS-sessions.txt
 ACCESS_YAML=true
 [[ $ACCESS_LOG == on ]] || ACCESS_YAML=false
 for name in sessiongate sessiongate-nocache sessiongate-sessions; do
-	{ cat "$WORK/$name.yaml"; printf 'log:\n  access: %s\n' "$ACCESS_YAML"; } >"$WORK/run-$name.yaml"
+	for async in false true; do
+		{
+			cat "$WORK/$name.yaml"
+			printf 'log:\n  access: %s\n  async: %s\n' "$ACCESS_YAML" "$async"
+			if [[ $PROFILE == 1 ]]; then printf 'admin_token: %s\nadmin_pprof: true\n' "$ADMIN_TOKEN"; fi
+		} >"$WORK/run-$name$([[ $async == true ]] && echo -async).yaml"
+	done
 done
 
 # ---------------------------------------------------------------- proxies under test
@@ -227,6 +242,8 @@ start_gate() {
 # start_bare TRANSPORT POOL LOG: the bare proxy (benchenv proxy), pinned; sets PROXY_PID.
 start_bare() {
 	local cmd=("$BIN/benchenv" proxy -listen "$BARE_ADDR" -upstream "http://$UPSTREAM_ADDR" -transport "$1" -pool="$2") log=$3
+	# The bare proxy serves its profile where sessiongate's admin listener would be (not running then).
+	[[ $PROFILE == 1 ]] && cmd+=(-pprof "$ADMIN_ADDR")
 	if [[ -n $PROXY_CPUS ]]; then cmd=(taskset -c "$PROXY_CPUS" "${cmd[@]}"); fi
 	"${cmd[@]}" >"$log" 2>&1 &
 	PROXY_PID=$!
@@ -282,7 +299,18 @@ measure() {
 	child_ticks w0
 	t0=$(cpu_ticks "$PROXY_PID")
 	e0=$(cpu_ticks "$ENV_PID")
+	local prof_pid=
+	if [[ $PROFILE == 1 ]]; then
+		mkdir -p "$WORK/profiles"
+		curl -s --max-time $((DURATION + 10)) "${ADMIN_AUTH[@]}" -o "$WORK/profiles/$name-r$ROUND.pprof" \
+			"http://$ADMIN_ADDR/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))" &
+		prof_pid=$!
+	fi
 	out=$(run_wrk "$DURATION" "$url" "$@" 2>&1) || { echo "$out" >&2; echo "run.sh: wrk failed" >&2; return 1; }
+	if [[ -n $prof_pid ]]; then
+		wait "$prof_pid" || echo "run.sh: the CPU profile of $name failed" >&2
+		echo "== $name: CPU profile in $WORK/profiles/$name-r$ROUND.pprof (go tool pprof -top <file>)"
+	fi
 	t1=$(cpu_ticks "$PROXY_PID")
 	e1=$(cpu_ticks "$ENV_PID")
 	child_ticks w1
@@ -382,6 +410,17 @@ for s in $SCENARIOS; do
 		measure b "sessiongate (b) $TOKENS tokens round-robin" "$GATE_URL" -s "$LUA" -- "$TOKENS_FILE" rr
 		finish_proxy b "$log"
 		;;
+	a-async)
+		start_gate "$WORK/sessiongate.env" "$WORK/run-sessiongate-async.yaml" "$log"
+		measure a-async "sessiongate (a) one token reused, log.async" "$GATE_URL" "${AUTH[@]}"
+		finish_proxy a-async "$log"
+		;;
+	b-async)
+		start_gate "$WORK/sessiongate.env" "$WORK/run-sessiongate-async.yaml" "$log"
+		prefill "$TOKENS_FILE"
+		measure b-async "sessiongate (b) $TOKENS tokens round-robin, log.async" "$GATE_URL" -s "$LUA" -- "$TOKENS_FILE" rr
+		finish_proxy b-async "$log"
+		;;
 	c)
 		start_gate "$WORK/sessiongate.env" "$WORK/run-sessiongate-nocache.yaml" "$log"
 		measure c "sessiongate (c) cache off: cold verify every request ($TOKENS tokens)" "$GATE_URL" -s "$LUA" -- "$TOKENS_FILE" rr
@@ -403,7 +442,7 @@ for s in $SCENARIOS; do
 		finish_proxy d "$log"
 		;;
 	*)
-		echo "run.sh: unknown scenario $s (want bare bare-nopool bare-default a b c d)" >&2
+		echo "run.sh: unknown scenario $s (want bare bare-nopool bare-default a b c d a-async b-async)" >&2
 		exit 2
 		;;
 	esac

@@ -22,6 +22,10 @@ type Config struct {
 	// AdminToken is the bearer token the admin listener requires; required
 	// when AdminListen is not a loopback address.
 	AdminToken Secret `yaml:"admin_token"`
+	// AdminPprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the admin listener. Off by default; requires
+	// AdminToken, which every profile request must carry.
+	AdminPprof bool `yaml:"admin_pprof"`
 	// Upstream is the default upstream of routes that name none. With no
 	// routes at all it makes one catch-all required route "/"
 	// (SESSIONGATE_UPSTREAM, --upstream).

@@ -176,6 +176,13 @@ func (c *Config) validateTop(ps *problems) {
 			ps.add("admin_token", "required when admin_listen (%s) is not a loopback address", c.AdminListen)
 		}
 	}
+	if c.AdminPprof {
+		if c.AdminListen == "" {
+			ps.add("admin_pprof", "needs the admin listener (admin_listen is disabled)")
+		} else if c.AdminToken == "" {
+			ps.add("admin_pprof", "requires admin_token: profiles expose process internals and are never served without it")
+		}
+	}
 	if c.SignInURL != "" {
 		if msg := checkURL(c.SignInURL, urlOpts{query: true, path: true}); msg != "" {
 			ps.add("sign_in_url", "%s", msg)

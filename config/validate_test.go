@@ -33,6 +33,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"listen bad port", func(c *Config) { c.Listen = ":http99" }, "listen", "port"},
 		{"admin_listen not host:port", func(c *Config) { c.AdminListen = "9090" }, "admin_listen", "host:port"},
 		{"admin on all interfaces without token", func(c *Config) { c.AdminListen = ":9090" }, "admin_token", "loopback"},
+		{"pprof without admin token", func(c *Config) { c.AdminPprof = true }, "admin_pprof", "requires admin_token"},
+		{"pprof without admin listener", func(c *Config) { c.AdminPprof = true; c.AdminToken = "t"; c.AdminListen = "" }, "admin_pprof", "admin listener"},
 		{"admin on public IP without token", func(c *Config) { c.AdminListen = "10.0.0.1:9090" }, "admin_token", "loopback"},
 		{"no issuer and no publishable key", func(c *Config) { c.Clerk.Issuer = "" }, "clerk.issuer", "required"},
 		{"issuer trailing slash", func(c *Config) { c.Clerk.Issuer = "https://clerk.example.com/" }, "clerk.issuer", `"/"`},

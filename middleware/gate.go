@@ -275,13 +275,13 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		if ent, ok := g.cache.get(ck); ok {
 			if !ent.key.Retired() {
 				g.hits.add(ck)
-				if e := g.checkTimes(ent.claims, now); e != nil {
+				if e := g.checkTimes(&ent.claims, now); e != nil {
 					if e.Reason == ReasonTokenExpired {
 						g.cache.remove(ck)
 					}
 					return nil, e
 				}
-				return ent.claims, nil
+				return &ent.claims, nil
 			}
 			g.cache.remove(ck)
 		}
@@ -324,11 +324,12 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the session token signature is invalid", err), h.kid, &p.claims.Claims)
 	}
 
-	c := g.compact(&p.claims.Claims)
+	ent := &cacheEntry{key: key}
+	g.compact(&ent.claims, &p.claims.Claims)
 	if g.cache != nil {
-		g.cache.add(ck, &cacheEntry{claims: c, key: key})
+		g.cache.add(ck, ent)
 	}
-	return c, nil
+	return &ent.claims, nil
 }
 
 func (g *Gate) algAllowed(alg string) bool {

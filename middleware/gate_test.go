@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -723,5 +724,57 @@ func TestLogsNeverContainTokens(t *testing.T) {
 		if strings.Contains(line, e.inst.SecretKey()) {
 			t.Fatalf("log line contains the secret key: %s", line)
 		}
+	}
+}
+
+// TestCachedClaimsEqualFreshClaims: the claims a cache hit returns (copied,
+// interned, with sub/sid/jti packed into one string) are the claims a
+// Gate without a cache decodes from the same token, field by field, for a
+// token that sets every claim the Gate reads.
+func TestCachedClaimsEqualFreshClaims(t *testing.T) {
+	e := newEnv(t, nil)
+	fresh, err := middleware.New(middleware.Config{Issuer: e.inst.Issuer(), Keys: e.keys, Now: e.clk.Now, TokenCacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{
+		"v2 full": e.inst.MustMint(t, clerktest.WithUser("user_2packedSubjectValue"), clerktest.WithSession("sess_2packedSessionValue"),
+			clerktest.WithOrg(clerktest.Org{ID: "org_2x", Slug: "acme", Role: "admin", Permissions: []string{"org:docs:read", "org:docs:write"}}),
+			clerktest.WithUserFeatures("export"), clerktest.WithPlan("u:pro"),
+			clerktest.WithActor(clerktest.Actor{Subject: "user_2admin", SessionID: "sess_2admin", Issuer: e.inst.Issuer(), Type: "impersonation"}),
+			clerktest.WithAuthorizedParty("https://app.example.com"), clerktest.WithClaim("jti", "f2a1c3e4d5b6a7980011")),
+		"v1":            e.inst.MustMint(t, clerktest.WithVersion1(), clerktest.WithOrg(clerktest.Org{ID: "org_1", Slug: "s", Role: "member"})),
+		"no jti no org": e.inst.MustMint(t, clerktest.WithoutClaim("jti")),
+	}
+	for name, tok := range tokens {
+		t.Run(name, func(t *testing.T) {
+			want, err := fresh.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, err := e.gate.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hit, err := e.gate.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hit != first {
+				t.Fatal("the second verification did not return the cached claims")
+			}
+			if !reflect.DeepEqual(hit, want) {
+				t.Fatalf("cached claims differ from fresh ones:\n got %+v\nwant %+v", *hit, *want)
+			}
+			if want.Subject == "" || want.SessionID == "" {
+				t.Fatal("token without sub or sid")
+			}
+			// Both Gates copy the claims the same way (compact), so check the
+			// packed values against the token itself as well.
+			if name == "v2 full" && (hit.Subject != "user_2packedSubjectValue" || hit.SessionID != "sess_2packedSessionValue" ||
+				hit.ID != "f2a1c3e4d5b6a7980011" || hit.OrgPermissions[1] != "org:docs:write" || hit.Actor.Subject != "user_2admin") {
+				t.Fatalf("cached claims: sub %q sid %q jti %q perms %q actor %+v", hit.Subject, hit.SessionID, hit.ID, hit.OrgPermissions, hit.Actor)
+			}
+		})
 	}
 }

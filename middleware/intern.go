@@ -67,14 +67,27 @@ func (in *interner) slice(ss []string) []string {
 	return out
 }
 
-// compact copies the verified claims out of the decoding structure (which
-// would otherwise stay alive with them in the cache) and shares the values
-// that repeat across tokens.
-func (g *Gate) compact(src *Claims) *Claims {
-	c := new(Claims)
-	*c = *src
+// compact copies the verified claims src into dst, out of the decoding
+// structure (which would otherwise stay alive with them in the cache), and
+// shares the values that repeat across tokens. The three values unique to
+// each token (sub, sid, jti) are packed into one string: one heap object
+// per cached token instead of three, less for the garbage collector to mark
+// on every cycle.
+func (g *Gate) compact(dst, src *Claims) {
+	*dst = *src
+	c := dst
 	if c.Issuer == g.issuer {
 		c.Issuer = g.issuer
+	}
+	if n := len(c.Subject) + len(c.SessionID) + len(c.ID); n > 0 {
+		var b strings.Builder
+		b.Grow(n)
+		b.WriteString(c.Subject)
+		b.WriteString(c.SessionID)
+		b.WriteString(c.ID)
+		all := b.String()
+		sub, sid := len(c.Subject), len(c.Subject)+len(c.SessionID)
+		c.Subject, c.SessionID, c.ID = all[:sub], all[sub:sid], all[sid:]
 	}
 	in := g.intern
 	c.AuthorizedParty = in.str(c.AuthorizedParty)
@@ -85,5 +98,4 @@ func (g *Gate) compact(src *Claims) *Claims {
 	c.Plan = in.str(c.Plan)
 	c.OrgPermissions = in.slice(c.OrgPermissions)
 	c.Features = in.slice(c.Features)
-	return c
 }

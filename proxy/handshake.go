@@ -130,7 +130,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.Request == nil {
 		return nil
 	}
-	if st, ok := res.Request.Context().Value(stateKey{}).(*state); ok && st.noStore {
+	if st := stateOf(res.Request.Context()); st != nil && st.noStore {
 		res.Header.Set("Cache-Control", "no-store")
 	}
 	return nil

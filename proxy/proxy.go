@@ -100,6 +100,9 @@ type Proxy struct {
 }
 
 // identityNames are the canonical names of the identity headers.
+// identityHeaderCount is the number of identity headers (identityNames).
+const identityHeaderCount = 7
+
 type identityNames struct {
 	userID, sessionID, orgID, orgSlug, orgRole, orgPermissions, actorID string
 }
@@ -221,7 +224,15 @@ func NewTransport(o TransportOptions) *http.Transport {
 }
 
 // state is carried through one request for the access log and metrics.
+// It is one allocation per request for everything the proxy itself keeps:
+// the status-recording writer, the backing array of the identity and
+// request-id header values, and the context that carries the state to
+// ReverseProxy's callbacks (state is that context: it answers stateKey and
+// delegates every other lookup to the request's own context).
 type state struct {
+	context.Context // the incoming request's; set by serve before proxying
+
+	sw        statusWriter
 	route     *route
 	reason    middleware.Reason
 	claims    *middleware.Claims
@@ -230,9 +241,29 @@ type state struct {
 	requestID string
 	peerTrust bool
 	noStore   bool // the handshake set cookies: the upstream answer gets Cache-Control: no-store
+
+	// vals backs the one-value slices of the headers this request sets
+	// (X-Request-Id on the response, the identity headers), so that setting
+	// them allocates nothing. Each header gets a full slice expression:
+	// appending to one can never overwrite its neighbour.
+	vals [1 + identityHeaderCount]string
 }
 
 type stateKey struct{}
+
+// Value makes *state the context of the proxied request (see state).
+func (s *state) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+// stateOf returns the state serve attached to ctx, or nil.
+func stateOf(ctx context.Context) *state {
+	st, _ := ctx.Value(stateKey{}).(*state)
+	return st
+}
 
 // ServeHTTP routes the request: reserved paths first, then the longest
 // matching route.
@@ -240,8 +271,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := &state{requestID: p.requestID(r)}
 	st.peerTrust = p.trustedPeer(r)
-	sw := &statusWriter{ResponseWriter: w}
-	sw.Header().Set("X-Request-Id", st.requestID)
+	sw := &st.sw
+	sw.ResponseWriter = w
+	st.vals[0] = st.requestID
+	sw.Header()["X-Request-Id"] = st.vals[0:1:1]
 
 	p.stripIdentity(r.Header)
 	p.serve(sw, r, st)
@@ -322,10 +355,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 			return
 		}
 	}
-	p.setIdentity(r.Header, st.claims)
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	p.setIdentity(r.Header, st)
+	st.Context = r.Context()
 	upstart := time.Now()
-	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	p.rp.ServeHTTP(w, r.WithContext(st))
 	st.upstream = time.Since(upstart)
 }
 
@@ -426,7 +459,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
 		return
 	}
 	h := w.Header()
-	p.setIdentity(h, st.claims)
+	p.setIdentity(h, st)
 	h.Set("Cache-Control", "no-store")
 	if st.claims != nil {
 		h.Set("X-Clerk-Auth-Status", "signed-in")
@@ -437,7 +470,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
 // rewrite builds the upstream request. Out's hop-by-hop and X-Forwarded-*
 // headers were already removed by ReverseProxy.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	st, _ := pr.In.Context().Value(stateKey{}).(*state)
+	st := stateOf(pr.In.Context())
 	pr.SetURL(st.route.Upstream)
 	if st.peerTrust {
 		// Keep the chain of a trusted front proxy; SetXForwarded appends.
@@ -473,7 +506,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		status, code, msg = http.StatusGatewayTimeout, "gateway_timeout", "the upstream did not answer in time"
 	}
 	route := ""
-	if st, ok := r.Context().Value(stateKey{}).(*state); ok && st.route != nil {
+	if st := stateOf(r.Context()); st != nil && st.route != nil {
 		route = st.route.Name
 	}
 	p.log.Warn("upstream error", zap.String("route", route), zap.Int("status", status), zap.Error(err))
@@ -514,26 +547,35 @@ func hasIdentityPrefix(name, prefix string) bool {
 	return true
 }
 
-func (p *Proxy) setIdentity(h http.Header, c *middleware.Claims) {
+func (p *Proxy) setIdentity(h http.Header, st *state) {
+	c := st.claims
 	if c == nil {
 		return
 	}
-	h.Set(p.names.userID, c.Subject)
-	h.Set(p.names.sessionID, c.SessionID)
+	// The names are canonical already (identityNames), so the map is
+	// written directly: Header.Set would canonicalize each name again and
+	// allocate a slice per value; st.vals backs them all.
+	v := st.vals[1:]
+	set := func(i int, name, value string) {
+		v[i] = value
+		h[name] = v[i : i+1 : i+1]
+	}
+	set(0, p.names.userID, c.Subject)
+	set(1, p.names.sessionID, c.SessionID)
 	if c.OrgID != "" {
-		h.Set(p.names.orgID, c.OrgID)
+		set(2, p.names.orgID, c.OrgID)
 		if c.OrgSlug != "" {
-			h.Set(p.names.orgSlug, c.OrgSlug)
+			set(3, p.names.orgSlug, c.OrgSlug)
 		}
 		if c.OrgRole != "" {
-			h.Set(p.names.orgRole, c.OrgRole)
+			set(4, p.names.orgRole, c.OrgRole)
 		}
 		if len(c.OrgPermissions) > 0 {
-			h.Set(p.names.orgPermissions, strings.Join(c.OrgPermissions, ","))
+			set(5, p.names.orgPermissions, strings.Join(c.OrgPermissions, ","))
 		}
 	}
 	if c.Actor != nil && c.Actor.Subject != "" {
-		h.Set(p.names.actorID, c.Actor.Subject)
+		set(6, p.names.actorID, c.Actor.Subject)
 	}
 }
 
@@ -623,8 +665,12 @@ func validHeaderName(s string) bool {
 
 // hostOnly lower-cases a Host header and drops its port.
 func hostOnly(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
+	// Only a host with a colon can have a port: SplitHostPort allocates its
+	// error for every plain "app.example.com".
+	if strings.IndexByte(h, ':') >= 0 {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
 	}
 	return strings.ToLower(strings.TrimSuffix(h, "."))
 }

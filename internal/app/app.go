@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"os"
@@ -347,6 +348,16 @@ func (a *App) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", a.requireAdmin(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
 	mux.Handle("POST /sessions/{sid}/revoke", a.requireAdmin(http.HandlerFunc(a.revokeHandler)))
+	if a.cfg.AdminPprof && a.cfg.AdminToken != "" {
+		// Config refuses admin_pprof without admin_token; the second condition
+		// keeps an unguarded profile endpoint impossible even for an App built
+		// from an unvalidated Config.
+		mux.Handle("GET /debug/pprof/", a.requireAdmin(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", a.requireAdmin(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", a.requireAdmin(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", a.requireAdmin(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", a.requireAdmin(http.HandlerFunc(pprof.Trace)))
+	}
 	return mux
 }
 

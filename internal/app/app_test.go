@@ -231,6 +231,35 @@ func TestAdminToken(t *testing.T) {
 	}
 }
 
+func TestAdminPprof(t *testing.T) {
+	t.Parallel()
+	off := start(t, func(c *config.Config, _ *clerktest.Instance) { c.AdminToken = "s3cret-admin" }, nil)
+	on := start(t, func(c *config.Config, _ *clerktest.Instance) {
+		c.AdminToken = "s3cret-admin"
+		c.AdminPprof = true
+	}, nil)
+	off.waitReady(t, 200)
+	on.waitReady(t, 200)
+	if resp, _ := getWith(t, off.adminURL+"/debug/pprof/cmdline", "s3cret-admin"); resp.StatusCode != 404 {
+		t.Fatalf("pprof served without admin_pprof: %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap", "/debug/pprof/goroutine", "/debug/pprof/symbol"} {
+		if resp, _ := getWith(t, on.adminURL+path, ""); resp.StatusCode != 401 {
+			t.Errorf("%s without the admin token: %d", path, resp.StatusCode)
+		}
+		if resp, _ := getWith(t, on.adminURL+path, "wrong"); resp.StatusCode != 401 {
+			t.Errorf("%s with a wrong token: %d", path, resp.StatusCode)
+		}
+		if resp, _ := getWith(t, on.adminURL+path, "s3cret-admin"); resp.StatusCode != 200 {
+			t.Errorf("%s with the admin token: %d", path, resp.StatusCode)
+		}
+	}
+	resp, body := getWith(t, on.adminURL+"/debug/pprof/profile?seconds=1", "s3cret-admin")
+	if resp.StatusCode != 200 || len(body) == 0 {
+		t.Fatalf("CPU profile: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
 func TestAccessLogHasOneLinePerRequestAndNoSecrets(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil, nil)

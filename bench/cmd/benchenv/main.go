@@ -52,6 +52,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -498,8 +499,18 @@ func runProxy(args []string) error {
 	up := fs.String("upstream", "http://127.0.0.1:18101", "upstream URL")
 	tr := fs.String("transport", "tuned", "tuned (proxy.NewTransport, as sessiongate) or default (http.DefaultTransport)")
 	pool := fs.Bool("pool", true, "recycle body-copy buffers (ReverseProxy.BufferPool), as sessiongate does")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (bench/run.sh PROFILE=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		pl, err := listen(*pprofAddr)
+		if err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { _ = http.Serve(pl, mux) }()
 	}
 	u, err := url.Parse(*up)
 	if err != nil || u.Scheme != "http" {
