@@ -2,7 +2,7 @@
 # bench/run.sh — the load harness of issue 5: sessiongate next to a bare
 # httputil.ReverseProxy, in the same run, on loopback. See bench/README.md.
 #
-#   bench/run.sh                      # every row, 15 s each: ~3 min on an idle machine (+~45 s the first time: minting)
+#   bench/run.sh                      # every row, 15 s each: ~4 min on an idle machine (+~45 s the first time: minting)
 #   DURATION=10 bench/run.sh
 #   SCENARIOS="bare a b" RSS=off bench/run.sh
 #
