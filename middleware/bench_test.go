@@ -191,3 +191,42 @@ func BenchmarkMiddlewareRoundTripParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHostileOrgPermissions verifies the costliest organization
+// permissions a 16 KiB token can carry: the worst mask for per-bit decimal
+// parsing (about 2,000 names and a 7,700-digit mask) under a signature by a
+// key the Gate does not have, the costliest token within the limits under
+// such a signature, and the same correctly signed (cache disabled: every op
+// decodes and expands).
+func BenchmarkHostileOrgPermissions(b *testing.B) {
+	e := newCorpusEnv(b)
+	cold := gateConfig(e.keys)
+	cold.TokenCacheSize = -1
+	g, err := middleware.New(cold)
+	if err != nil {
+		b.Fatal(err)
+	}
+	foreign := func(payload []byte) string {
+		return clerktest.Sign([]byte(corpusHeader), payload, corpusForeign, "RS256")
+	}
+	for _, bc := range []struct {
+		name   string
+		token  string
+		accept bool
+	}{
+		{"bad-signature/worst-mask", foreign(worstMaskClaims(b)), false},
+		{"bad-signature/at-limits", foreign(atCapsClaims(b)), false},
+		{"signed/at-limits", signRaw(corpusHeader, atCapsClaims(b)), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.token)))
+			for i := 0; i < b.N; i++ {
+				_, err := g.Verify(context.Background(), bc.token)
+				if (err == nil) != bc.accept {
+					b.Fatalf("accepted %v, err %v", err == nil, err)
+				}
+			}
+		})
+	}
+}

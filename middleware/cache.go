@@ -14,7 +14,7 @@ import (
 	"github.com/sessiongate/sessiongate/jwks"
 )
 
-// The verified-token cache (DESIGN §2.2).
+// The verified-token cache (docs/security.md, "The verified-token cache").
 //
 // Only the exact same token can hit. Entries are keyed by a 128-bit
 // Carter–Wegman MAC of the whole token: GHASH under a secret, random

@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"math/big"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +37,9 @@ type Claims struct {
 	// OrgRole always carries the "org:" prefix (v2 tokens send it without).
 	OrgID, OrgSlug, OrgRole string
 	// OrgPermissions are the active organization's permissions, as
-	// "org:<feature>:<permission>" (v2 o.per/o.fpm decoded with fea) or as
-	// listed in v1's org_permissions.
+	// "org:<feature>:<permission>" (v2 o.per/o.fpm decoded with fea, once
+	// the signature has been verified) or as listed in v1's
+	// org_permissions. There are at most 1,024.
 	OrgPermissions []string
 
 	// Features is the fea claim split on commas ("o:dashboard", "u:export").
@@ -105,6 +107,11 @@ type rawOrg struct {
 // SDK must have the JSON type that SDK requires (a token it rejects MUST NOT
 // pass here), null means absent, duplicate members and malformed JSON are
 // refused. Unknown members are validated and ignored.
+//
+// It runs before the signature is checked, so it MUST cost no more than
+// linear time in the payload: v2 organization permissions are only checked
+// against the limits here and expanded by expandPermissions, after
+// verification.
 func decodeClaims(payload []byte) (*rawClaims, error) {
 	c := &rawClaims{}
 	r := jsonReader{data: payload}
@@ -185,6 +192,9 @@ func decodeClaims(payload []byte) (*rawClaims, error) {
 		if d.has && (d.v < minNumericDate || d.v > maxNumericDate) {
 			return nil, errDateRange
 		}
+	}
+	if err := c.checkPermissionLimits(); err != nil {
+		return nil, err
 	}
 	c.finish()
 	return c, nil
@@ -324,8 +334,8 @@ func (c *rawClaims) finish() {
 		c.Version = int(c.version)
 		c.OrgID, c.OrgSlug = c.org.id, c.org.slug
 		if c.org.id != "" {
+			// OrgPermissions: expandPermissions, after verification.
 			c.OrgRole = normalizeRole(c.org.role)
-			c.OrgPermissions = orgPermissions(c.Features, c.org.per, c.org.fpm)
 		} else {
 			c.OrgID, c.OrgSlug = "", ""
 		}
@@ -352,20 +362,81 @@ func splitList(s string) []string {
 	return out
 }
 
+// Limits on the organization permissions of a claim set. A token over any
+// of them is token-invalid, even when correctly signed. They sit far above
+// what Clerk issues (an instance has a few dozen permissions, so its masks
+// are a few digits long) and bound both the work a token can cause and the
+// claims a cached token keeps. docs/security.md lists them.
+const (
+	// maxOrgPermissionNames bounds the comma-separated entries of o.per.
+	maxOrgPermissionNames = 1024
+	// maxOrgMaskDigits bounds each comma-separated mask of o.fpm, spaces
+	// around it excluded: 309 digits hold 2^1024-1, one bit for each of
+	// maxOrgPermissionNames names.
+	maxOrgMaskDigits = 309
+	// maxOrgPermissions bounds the permissions granted in all: v2's o.per
+	// and o.fpm once decoded, v1's org_permissions entries.
+	maxOrgPermissions = 1024
+)
+
+var errPermissionLimit = errors.New("organization permissions over sessiongate's limits")
+
+// checkPermissionLimits applies the limits that need no decoding, in linear
+// time: it runs before the signature check. They apply wherever the members
+// appear (a v1 token's o, an org-less v2 token's o.per), since an upstream
+// that reads the forwarded token may decode them.
+func (c *rawClaims) checkPermissionLimits() error {
+	if strings.Count(c.org.per, ",") >= maxOrgPermissionNames {
+		return errPermissionLimit
+	}
+	for rest, more := c.org.fpm, c.org.fpm != ""; more; {
+		var mask string
+		mask, rest, more = strings.Cut(rest, ",")
+		if len(strings.TrimSpace(mask)) > maxOrgMaskDigits {
+			return errPermissionLimit
+		}
+	}
+	if len(c.v1OrgPerms) > maxOrgPermissions {
+		return errPermissionLimit
+	}
+	return nil
+}
+
+// expandPermissions decodes v2's o.per and o.fpm into OrgPermissions. It
+// MUST run only once the signature is verified: the output can be
+// maxOrgPermissions strings for a 16 KiB token, more than a forged token
+// may cost. It fails with errPermissionLimit past maxOrgPermissions.
+func (c *rawClaims) expandPermissions() error {
+	if c.Version < 2 || c.OrgID == "" {
+		return nil // v1 permissions are listed, not encoded
+	}
+	perms, err := orgPermissions(c.Features, c.org.per, c.org.fpm)
+	if err != nil {
+		return err
+	}
+	c.OrgPermissions = perms
+	return nil
+}
+
 // orgPermissions decodes v2's compact permissions. fea lists features as
 // "<scope>:<feature>"; the org-scoped ones (scope contains "o") are, in order,
 // the features that fpm's comma-separated decimal masks describe; bit j of a
 // mask (least significant first) grants per[j]. This follows Clerk's
 // JavaScript SDK (jwtPayloadParser.ts), which indexes org-scoped features
-// only; masks may exceed 64 bits. A mask that does not parse grants nothing
-// for its feature (fail closed) rather than rejecting the token.
-func orgPermissions(features []string, per, fpm string) []string {
+// only; masks may exceed 64 bits. A mask that is not a decimal number grants
+// nothing for its feature (fail closed) rather than rejecting the token.
+//
+// Each mask is parsed once, and only its set bits are visited: with the
+// limits checked by checkPermissionLimits, the cost is linear in the claims
+// plus the permissions granted.
+func orgPermissions(features []string, per, fpm string) ([]string, error) {
 	if per == "" || fpm == "" || len(features) == 0 {
-		return nil
+		return nil, nil
 	}
 	perms := splitList(per)
 	masks := strings.Split(fpm, ",")
 	var out []string
+	var m mask
 	i := 0
 	for _, f := range features {
 		scope, name, ok := strings.Cut(f, ":")
@@ -375,29 +446,62 @@ func orgPermissions(features []string, per, fpm string) []string {
 		if i >= len(masks) {
 			break
 		}
-		mask := strings.TrimSpace(masks[i])
+		words, ok := m.parse(strings.TrimSpace(masks[i]))
 		i++
-		for j, p := range perms {
-			if maskBit(mask, j) {
-				out = append(out, "org:"+name+":"+p)
+		if !ok {
+			continue
+		}
+		for w, word := range words {
+			for word != 0 {
+				j := w*bits.UintSize + bits.TrailingZeros(uint(word))
+				if j >= len(perms) {
+					break // bits past the last name grant nothing
+				}
+				if len(out) == maxOrgPermissions {
+					return nil, errPermissionLimit
+				}
+				out = append(out, "org:"+name+":"+perms[j])
+				word &= word - 1
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
-// maskBit reports whether bit j of the non-negative decimal mask is set.
-func maskBit(mask string, j int) bool {
-	if len(mask) <= 18 {
-		v, err := strconv.ParseUint(mask, 10, 64)
-		if err != nil {
-			return false
+// mask is the scratch space of one decoded permission mask.
+type mask struct {
+	small [64 / bits.UintSize]big.Word
+	big   *big.Int // for masks of 20 digits or more, allocated on first use
+}
+
+// parse decodes a non-empty string of ASCII digits into its binary words,
+// least significant first; they are valid until the next call.
+func (m *mask) parse(s string) ([]big.Word, bool) {
+	if s == "" {
+		return nil, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return nil, false
 		}
-		return j < 64 && v&(1<<uint(j)) != 0
 	}
-	var b big.Int
-	if _, ok := b.SetString(mask, 10); !ok || b.Sign() < 0 {
-		return false
+	if len(s) <= 19 { // < 10^19 < 2^64
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		for k := range m.small { // one word, or two on 32-bit platforms
+			m.small[k] = big.Word(v)
+			v >>= bits.UintSize / 2 // in two halves: vet refuses a 64-bit shift of a uint64
+			v >>= bits.UintSize / 2
+		}
+		return m.small[:], true
 	}
-	return b.Bit(j) == 1
+	if m.big == nil {
+		m.big = new(big.Int)
+	}
+	if _, ok := m.big.SetString(s, 10); !ok {
+		return nil, false
+	}
+	return m.big.Bits(), true
 }

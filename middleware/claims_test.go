@@ -1,10 +1,15 @@
 package middleware
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestDecodeClaimsRejectsMalformedAndMistyped(t *testing.T) {
@@ -49,6 +54,14 @@ func TestDecodeClaimsRejectsMalformedAndMistyped(t *testing.T) {
 		{"duplicate after unescaping", `{"sub":"user_1","\u0073ub":"user_2"}`, false},
 		{"duplicate inside o", `{"o":{"id":"a","id":"b"}}`, false},
 		{"duplicate inside unknown member", `{"x":{"a":1,"a":2}}`, false},
+		{"duplicate sub in upper case", `{"sub":"user_1","SUB":"user_2"}`, false},
+		{"duplicate sub in mixed case", `{"Sub":"user_1","sUB":"user_2"}`, false},
+		{"duplicate in another case after unescaping", `{"sub":"user_1","\u0053ub":"user_2"}`, false},
+		{"duplicate with a Kelvin sign for k", `{"kid":"a","\u212aid":"b"}`, false},
+		{"duplicate with a long s for s", `{"sub":"user_1","\u017fub":"user_2"}`, false},
+		{"duplicate in another case inside o", `{"o":{"id":"a","ID":"b"}}`, false},
+		{"duplicate in another case inside act", `{"act":{"sub":"a","Sub":"b"}}`, false},
+		{"duplicate in another case inside an array", `{"x":[{"a":1,"A":2}]}`, false},
 		{"trailing garbage", `{"sub":"user_1"}x`, false},
 		{"two objects", `{}{}`, false},
 		{"not an object", `["sub"]`, false},
@@ -97,7 +110,7 @@ func TestDecodeClaimsV2Organization(t *testing.T) {
 		"fea":"o:dashboard,u:export,o:billing,ou:reports",
 		"o":{"id":"org_1","slg":"acme","rol":"admin","per":"read,manage,delete","fpm":"3,1,5"},
 		"pla":"o:pro","fva":[3,-1],"act":{"iss":"https://dashboard.clerk.com","sid":"sess_imp","sub":"user_admin","type":"agent"}}`
-	c, err := decodeClaims([]byte(payload))
+	c, err := decodeVerified([]byte(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +150,7 @@ func TestDecodeClaimsLargePermissionMask(t *testing.T) {
 	}
 	// 2^69 + 1: the first and the seventieth permission.
 	payload := `{"v":2,"fea":"o:f","o":{"id":"org_1","per":"` + strings.Join(perms, ",") + `","fpm":"590295810358705651713"}}`
-	c, err := decodeClaims([]byte(payload))
+	c, err := decodeVerified([]byte(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,12 +162,81 @@ func TestDecodeClaimsLargePermissionMask(t *testing.T) {
 
 func TestDecodeClaimsBadMaskGrantsNothing(t *testing.T) {
 	t.Parallel()
-	c, err := decodeClaims([]byte(`{"v":2,"fea":"o:f,o:g","o":{"id":"org_1","per":"read","fpm":"x,-1"}}`))
+	c, err := decodeVerified([]byte(`{"v":2,"fea":"o:f,o:g","o":{"id":"org_1","per":"read","fpm":"x,-1"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.OrgPermissions) != 0 {
 		t.Fatalf("OrgPermissions = %q, want none", c.OrgPermissions)
+	}
+}
+
+// decodeVerified is decodeClaims followed by what the Gate does once the
+// signature is verified.
+func decodeVerified(payload []byte) (*rawClaims, error) {
+	c, err := decodeClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.expandPermissions()
+}
+
+// TestDecodeClaimsDoesNotExpandPermissions: decoding runs before the
+// signature check, so it leaves v2 permissions encoded.
+func TestDecodeClaimsDoesNotExpandPermissions(t *testing.T) {
+	t.Parallel()
+	payload := []byte(`{"v":2,"fea":"o:f","o":{"id":"org_1","per":"a,b","fpm":"3"}}`)
+	c, err := decodeClaims(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OrgPermissions != nil {
+		t.Fatalf("OrgPermissions = %q before verification", c.OrgPermissions)
+	}
+	if err := c.expandPermissions(); err != nil || !reflect.DeepEqual(c.OrgPermissions, []string{"org:f:a", "org:f:b"}) {
+		t.Fatalf("expanded: %q, %v", c.OrgPermissions, err)
+	}
+}
+
+// TestOrgPermissionMasks pins the decoding of one mask: ASCII digits only,
+// spaces around it ignored, bits past the last name ignored, 64-bit and
+// wider masks alike.
+func TestOrgPermissionMasks(t *testing.T) {
+	t.Parallel()
+	per := "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z"
+	for _, tc := range []struct {
+		mask string
+		want string // granted names, in order
+	}{
+		{"0", ""},
+		{"1", "a"},
+		{" 5 ", "ac"},
+		{"0005", "ac"},
+		{"67108863", "abcdefghijklmnopqrstuvwxyz"}, // 2^26-1
+		{"67108864", ""},                                 // 2^26: past the last name
+		{"9223372036854775809", "a"},                     // 2^63+1, 19 digits
+		{"18446744073709551617", "a"},                    // 2^64+1, 20 digits
+		{"000000000000000000000000000003", "ab"},         // 30 digits
+		{"340282366920938463463374607431768211457", "a"}, // 2^128+1
+		{"+5", ""},
+		{"+00000000000000000000005", ""},
+		{"-1", ""},
+		{"1e3", ""},
+		{"0x5", ""},
+		{"1_0", ""},
+		{"", ""},
+	} {
+		got, err := orgPermissions([]string{"o:f"}, per, tc.mask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names strings.Builder
+		for _, p := range got {
+			names.WriteString(strings.TrimPrefix(p, "org:f:"))
+		}
+		if names.String() != tc.want {
+			t.Errorf("mask %q grants %q, want %q", tc.mask, names.String(), tc.want)
+		}
 	}
 }
 
@@ -216,5 +298,122 @@ func TestDecodeClaimsManyMembersIsNotQuadratic(t *testing.T) {
 	dup := strings.TrimSuffix(b.String(), "}") + `,"kaaa":1}`
 	if _, err := decodeClaims([]byte(dup)); !errors.Is(err, errDuplicateMember) {
 		t.Fatalf("duplicate among many members: %v", err)
+	}
+	for _, name := range []string{"KAAA", "kAaA", "\u212aaaa"} {
+		dup := strings.TrimSuffix(b.String(), "}") + `,"` + name + `":1}`
+		if _, err := decodeClaims([]byte(dup)); !errors.Is(err, errDuplicateMember) {
+			t.Fatalf("%s among many members: %v", name, err)
+		}
+	}
+}
+
+// TestDecodeClaimsCaseFoldingAgreesWithEncodingJSON: encoding/json matches
+// member names to struct fields case-insensitively (simple Unicode folding),
+// the last match winning. Every object the reader accepts must therefore
+// read the same to encoding/json: these names are distinct under that
+// folding, so both parsers see the first value.
+func TestDecodeClaimsCaseFoldingAgreesWithEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, payload := range []string{
+		`{"sub":"user_1","sub_":"user_2"}`,
+		`{"sub":"user_1","\u00dfub":"user_2"}`, // ß is not ss under simple folding
+		`{"sub":"user_1","subs":"user_2"}`,
+		`{"sub":"user_1","\u0161ub":"user_2"}`, // š
+		`{"sub":"user_1","\uff53ub":"user_2"}`, // fullwidth s
+		`{"sub":"user_1","su\u0131":"user_2"}`, // dotless i is not i
+	} {
+		c, err := decodeClaims([]byte(payload))
+		if err != nil {
+			t.Errorf("%s: %v", payload, err)
+			continue
+		}
+		var std struct {
+			Sub string `json:"sub"`
+		}
+		if err := json.Unmarshal([]byte(payload), &std); err != nil {
+			t.Fatal(err)
+		}
+		if c.Subject != "user_1" || std.Sub != c.Subject {
+			t.Errorf("%s: sub %q, encoding/json %q", payload, c.Subject, std.Sub)
+		}
+	}
+}
+
+// BenchmarkDecodeClaimsManyMembers decodes a claim set of 3,000 members,
+// which the duplicate check must handle in linear time: lower-case names
+// (their own folded form) and names with an upper-case letter (folded into
+// a new string each).
+func BenchmarkDecodeClaimsManyMembers(b *testing.B) {
+	for _, bc := range []struct{ name, member string }{
+		{"lower-case", `"k%x":0`},
+		{"mixed-case", `"K%x":0`},
+	} {
+		var sb strings.Builder
+		sb.WriteString("{")
+		for i := 0; i < 3000; i++ {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			fmt.Fprintf(&sb, bc.member, i)
+		}
+		sb.WriteString("}")
+		payload := []byte(sb.String())
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			for i := 0; i < b.N; i++ {
+				if _, err := decodeClaims(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestParseTokenRejectsHeaderNamesEqualUnderFolding: the JOSE header gets
+// the same duplicate check as the claims, case folding included.
+func TestParseTokenRejectsHeaderNamesEqualUnderFolding(t *testing.T) {
+	t.Parallel()
+	enc := base64.RawURLEncoding.EncodeToString
+	payload := enc([]byte(`{"sub":"user_1"}`))
+	for _, h := range []string{
+		`{"alg":"RS256","kid":"ins_1","ALG":"none"}`,
+		`{"alg":"RS256","kid":"ins_1","Kid":"ins_2"}`,
+		`{"alg":"RS256","kid":"ins_1","\u212aid":"ins_2"}`,
+		`{"alg":"RS256","kid":"ins_1","typ":"JWT","TYP":"at+jwt"}`,
+		`{"alg":"RS256","kid":"ins_1","x":{"jku":"a","JKU":"b"}}`,
+	} {
+		_, e := parseToken(enc([]byte(h)) + "." + payload + ".c2ln")
+		if e == nil || e.Reason != ReasonTokenInvalid || !errors.Is(e, errDuplicateMember) {
+			t.Errorf("%s: %v, want token-invalid for a duplicate member", h, e)
+		}
+	}
+	if _, e := parseToken(enc([]byte(`{"alg":"RS256","kid":"ins_1","kid_":"x","KIDS":"y"}`)) + "." + payload + ".c2ln"); e != nil {
+		t.Errorf("distinct header names refused: %v", e)
+	}
+}
+
+// TestFoldNameAgreesWithEqualFold: the two forms of the duplicate check (the
+// pairwise one for small objects, the map for large ones) are one relation,
+// for every rune with a case mapping, and foldName is idempotent.
+func TestFoldNameAgreesWithEqualFold(t *testing.T) {
+	t.Parallel()
+	for r := rune(0); r <= 0x1ffff; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		a := "x" + string(r)
+		f := foldName(a)
+		if foldName(f) != f || !sameFold(a, f) {
+			t.Fatalf("U+%04X: foldName %q is not a fixed point of the same class", r, f)
+		}
+		for o := unicode.SimpleFold(r); o != r; o = unicode.SimpleFold(o) {
+			if b := "x" + string(o); !sameFold(a, b) || foldName(b) != f {
+				t.Fatalf("U+%04X and U+%04X: EqualFold %v, foldName %q %q", r, o, sameFold(a, b), f, foldName(b))
+			}
+		}
+		if b := "x" + string(r+1); utf8.ValidRune(r+1) && sameFold(a, b) != (foldName(b) == f) {
+			t.Fatalf("U+%04X and U+%04X: EqualFold %v, foldName %q %q", r, r+1, sameFold(a, b), f, foldName(b))
+		}
 	}
 }

@@ -282,6 +282,24 @@ func hostileCorpus(tb testing.TB, e *corpusEnv) []hostileCase {
 		{name: "duplicate in an unknown nested object", token: raw(rawClaims(`"x":{"y":[{"a":1,"a":2}]}`)), reason: R.Invalid},
 		{name: "duplicate alg in the header", token: rawHdr(`{"alg":"RS256","kid":"` + corpusKID + `","alg":"none"}`), reason: R.Invalid},
 		{name: "duplicate alg after unicode unescaping", token: rawHdr(`{"alg":"RS256","kid":"` + corpusKID + `","\u0061lg":"none"}`), reason: R.Invalid},
+		// Names equal under encoding/json's case folding: a case-insensitive
+		// decoder upstream would read the other value.
+		{name: "sub twice, in another case", token: raw(rawClaims(`"SUB":"user_other"`)), reason: R.Invalid},
+		{name: "sub twice, with a long s", token: raw(rawClaims(`"\u017fub":"user_other"`)), reason: R.Invalid},
+		{name: "o.id twice, in another case", token: raw(rawClaims(`"o":{"id":"org_1","Id":"org_2"}`)), reason: R.Invalid},
+		{name: "act.sub twice, in another case", token: raw(rawClaims(`"act":{"sub":"user_a","SUB":"user_b"}`)), reason: R.Invalid},
+		{name: "a nested name twice, in another case", token: raw(rawClaims(`"x":{"y":[{"role":"a","ROLE":"b"}]}`)), reason: R.Invalid},
+		{name: "alg twice in the header, in another case", token: rawHdr(`{"alg":"RS256","kid":"` + corpusKID + `","ALG":"none"}`), reason: R.Invalid},
+		{name: "kid twice in the header, with a Kelvin sign", token: rawHdr(`{"alg":"RS256","kid":"` + corpusKID + `","\u212aid":"ins_unknown"}`), reason: R.Invalid},
+
+		// Organization permissions: over the limits is invalid whoever signed
+		// it, and refused before any key lookup (nothing is expanded from an
+		// unverified payload).
+		{name: "7,700-digit permission mask, signed", token: raw(worstMaskClaims(tb)), reason: R.Invalid},
+		{name: "7,700-digit permission mask, another key with the real kid", token: mint(clerktest.WithRawPayload(worstMaskClaims(tb)), clerktest.WithSigningKey(corpusForeign)), reason: R.Invalid},
+		{name: "7,700-digit permission mask, unknown kid", token: atk(clerktest.WithRawPayload(worstMaskClaims(tb))), reason: R.Invalid},
+		{name: "1,025 permission names", token: raw(orgClaims("o:f", strings.Join(permNames(capNames+1), ","), "1")), reason: R.Invalid},
+		{name: "1,025 granted permissions", token: raw(orgClaims("o:f,o:g", strings.Join(permNames(capNames), ","), ones(capNames)+",1")), reason: R.Invalid},
 
 		// Malformed JSON and non-UTF-8.
 		{name: "non-UTF-8 in sub", token: raw([]byte(strings.Replace(string(rawClaims()), `"user_corpus"`, "\"user_\xff\"", 1))), reason: R.Invalid},
@@ -445,6 +463,7 @@ func TestHostileCorpus(t *testing.T) {
 					}
 					for _, path := range []string{"/api/x", proxy.ForwardAuthPath} {
 						r := httptest.NewRequest("GET", "http://app.example.com"+path, nil)
+						r.RemoteAddr = "127.0.0.1:40000" // forward-auth: the front proxy on loopback
 						r.Header.Set("X-Forwarded-Uri", "/api/x")
 						carrier.set(r)
 						w := serveNoPanic(t, px, r)

@@ -10,7 +10,7 @@ import (
 // where Clerk has one. docs/reason-codes.md lists them all.
 type Reason string
 
-// The reason codes of DESIGN §3. Their strings are a public contract.
+// The reason codes. Their strings are a public contract.
 const (
 	ReasonSessionTokenMissing      Reason = "session-token-missing"
 	ReasonSessionTokenStale        Reason = "session-token-stale"
@@ -33,7 +33,7 @@ const (
 	ReasonSessionStatusUnavailable Reason = "session-status-unavailable"
 )
 
-// Reasons lists every reason code, in the order of DESIGN §3.
+// Reasons lists every reason code, in the order of docs/reason-codes.md.
 func Reasons() []Reason {
 	return []Reason{
 		ReasonSessionTokenMissing, ReasonSessionTokenStale, ReasonTokenInvalid,

@@ -90,7 +90,7 @@ func FuzzVerify(f *testing.F) {
 
 // FuzzClaims signs arbitrary payload bytes with the instance's key (a claim
 // set Clerk could have signed) and verifies the token: never a panic, and
-// any accepted claim set must satisfy every invariant of DESIGN §2.5,
+// any accepted claim set must satisfy every claim check of the Gate,
 // checked here independently with encoding/json: strict JSON without
 // duplicate members, claims of the right types, sub user_…, sid sess_…, the
 // exact issuer and party, exp/nbf/iat within the skew, sts active, and the
@@ -291,8 +291,9 @@ func checkAcceptedClaims(t *testing.T, payload []byte, c *middleware.Claims) {
 }
 
 // duplicateMember returns a member name that appears twice in one object
-// of data (after unescaping), found with encoding/json's tokenizer: an
-// implementation independent of the Gate's reader.
+// of data (after unescaping, compared as encoding/json matches names to
+// fields: strings.EqualFold), found with encoding/json's tokenizer and a
+// pairwise comparison: an implementation independent of the Gate's reader.
 func duplicateMember(data []byte) string {
 	type frame struct {
 		obj     bool
@@ -322,8 +323,10 @@ func duplicateMember(data []byte) string {
 				continue
 			}
 			k, _ := tok.(string)
-			if stack[n-1].keys[k] {
-				return k
+			for prev := range stack[n-1].keys {
+				if strings.EqualFold(prev, k) {
+					return k
+				}
 			}
 			stack[n-1].keys[k] = true
 			stack[n-1].wantKey = false
@@ -358,7 +361,7 @@ func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f
 
 // FuzzExtractToken builds requests with arbitrary Authorization headers (one
 // or two) and Cookie lines and runs them through ExtractToken, then through
-// the whole proxy. Extraction must follow DESIGN §2.1 exactly (checked
+// the whole proxy. Extraction must follow ExtractToken's rules exactly (checked
 // against an independent reading of the request with net/http's own cookie
 // parser), nothing may panic or answer 5xx, and a request that reaches the
 // upstream must carry one of the harness's valid tokens.
@@ -429,7 +432,7 @@ func FuzzExtractToken(f *testing.F) {
 		}
 		tok, src, err := middleware.ExtractToken(r)
 
-		// The independent reading of DESIGN §2.1.
+		// The independent reading of ExtractToken's rules.
 		var wantTok string
 		wantSrc := middleware.SourceNone
 		if len(auths) > 1 {

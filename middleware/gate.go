@@ -323,6 +323,11 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 	if err := verifySignature(key, p.signingInput, p.signature); err != nil {
 		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the session token signature is invalid", err), h.kid, &p.claims.Claims)
 	}
+	// Only now, with the payload known to be Clerk's: what a forged token
+	// could make expensive is expanded after the signature check.
+	if err := p.claims.expandPermissions(); err != nil {
+		return nil, g.rejected(rejectErr(ReasonTokenInvalid, "the session token grants more organization permissions than sessiongate accepts", err), h.kid, &p.claims.Claims)
+	}
 
 	ent := &cacheEntry{key: key}
 	g.compact(&ent.claims, &p.claims.Claims)
@@ -342,7 +347,7 @@ func (g *Gate) algAllowed(alg string) bool {
 }
 
 // checkClaims runs every claim check that needs no key, in the order of
-// DESIGN §2.5.
+// docs/reason-codes.md ("Order of checks").
 func (g *Gate) checkClaims(c *rawClaims, now time.Time) *Error {
 	if !c.hasExp {
 		return reject(ReasonTokenInvalid, "the session token has no exp claim")
@@ -400,7 +405,7 @@ func (g *Gate) checkTimes(c *Claims, now time.Time) *Error {
 //
 // Why not jwx here: jwx's RSA verifier is this same hash + VerifyPKCS1v15
 // behind an interface conversion and a re-parse of the compact form; the
-// token is already split and decoded once above, and DESIGN §1 keeps every
+// token is already split and decoded once above, and the project keeps every
 // jwx import in one adapter file (jwks/jwx.go). Strictness is unchanged: the
 // key's algorithm was pinned by the caller and the signature length must
 // equal the modulus length.

@@ -20,7 +20,7 @@ const (
 	SourceCookie               // __session cookie
 )
 
-// ExtractToken finds the session token of a request (DESIGN §2.1):
+// ExtractToken finds the session token of a request:
 // "Authorization: Bearer <token>" (scheme case-insensitive, one or more
 // spaces), else the first __session cookie. The header wins when both are
 // present. An Authorization header with another scheme is not a session token
@@ -75,8 +75,9 @@ func (g *Gate) Authenticate(r *http.Request, p Policy) (*Claims, error) {
 	return g.VerifyWith(r.Context(), tok, p)
 }
 
-// Require rejects requests without a valid session token with the outcome of
-// DESIGN §3, and passes the others on with the claims in their context.
+// Require rejects requests without a valid session token with the outcome
+// listed in docs/reason-codes.md, and passes the others on with the claims
+// in their context.
 func (g *Gate) Require(next http.Handler) http.Handler {
 	p := g.DefaultPolicy()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,8 +114,8 @@ type errorBody struct {
 // RetryAfterSeconds is sent with every 503.
 const RetryAfterSeconds = "5"
 
-// WriteError writes the outcome of err (DESIGN §3): the status of its
-// reason, the JSON body, X-Clerk-Auth-Reason, X-Clerk-Auth-Status:
+// WriteError writes the outcome of err (docs/reason-codes.md): the status of
+// its reason, the JSON body, X-Clerk-Auth-Reason, X-Clerk-Auth-Status:
 // signed-out and WWW-Authenticate on 401, Retry-After on 503.
 func (g *Gate) WriteError(w http.ResponseWriter, err error) {
 	WriteError(w, err, g.realm)

@@ -3,6 +3,8 @@ package middleware
 import (
 	"errors"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -11,11 +13,12 @@ import (
 //
 // encoding/json cannot be used here: it silently lets the last of two members
 // with the same name win, while other parsers keep the first, and a token
-// whose meaning depends on the parser MUST be rejected (DESIGN §2.3). It also
-// decodes through reflection and generic maps, which is most of the cost of a
-// cold verification. This reader walks the bytes once, decodes only the members
-// sessiongate uses, validates everything else, and refuses:
-//   - a member name that appears twice in one object (compared after unescaping),
+// whose meaning depends on the parser MUST be rejected (docs/security.md). It
+// also decodes through reflection and generic maps, which is most of the cost
+// of a cold verification. This reader walks the bytes once, decodes only the
+// members sessiongate uses, validates everything else, and refuses:
+//   - two member names in one object that are equal after unescaping and
+//     case folding (see sameFold),
 //   - invalid UTF-8, unescaped control characters, lone surrogates,
 //   - nesting deeper than maxJSONDepth, trailing bytes after the value.
 
@@ -92,16 +95,18 @@ func (r *jsonReader) object(depth int, member func(name string) error) error {
 		if err != nil {
 			return err
 		}
-		// Linear for the small objects of real tokens; a map once an object is
-		// large, so a hostile 16 KiB token cannot make the check quadratic.
+		// Pairwise for the small objects of real tokens; a map keyed by the
+		// folded name once an object is large, so a hostile 16 KiB token
+		// cannot make the check quadratic.
 		if seen != nil {
-			if _, dup := seen[name]; dup {
+			key := foldName(name)
+			if _, dup := seen[key]; dup {
 				return errDuplicateMember
 			}
-			seen[name] = struct{}{}
+			seen[key] = struct{}{}
 		} else {
 			for _, prev := range r.names[base:] {
-				if prev == name {
+				if sameFold(prev, name) {
 					return errDuplicateMember
 				}
 			}
@@ -109,7 +114,7 @@ func (r *jsonReader) object(depth int, member func(name string) error) error {
 			if len(r.names)-base > 32 {
 				seen = make(map[string]struct{}, 64)
 				for _, prev := range r.names[base:] {
-					seen[prev] = struct{}{}
+					seen[foldName(prev)] = struct{}{}
 				}
 			}
 		}
@@ -131,7 +136,63 @@ func (r *jsonReader) object(depth int, member func(name string) error) error {
 	}
 }
 
-var errDuplicateMember = errors.New("duplicate JSON member name")
+var errDuplicateMember = errors.New("duplicate JSON member name (names are compared case-insensitively)")
+
+// Member names are compared as encoding/json compares them with a struct's
+// field names: equal under Unicode simple case folding (strings.EqualFold),
+// so "sub", "SUB" and "ſub" (long s) are one name, and "kid" and "\u212aid"
+// (Kelvin sign) too. encoding/json lets the last of such members win where
+// this reader reads only the exact name: an upstream that decodes the
+// forwarded token with it would read another value than the one verified.
+// Refusing both spellings in one object leaves no such disagreement.
+//
+// sameFold and foldName are two forms of that one relation:
+// sameFold(a, b) == (foldName(a) == foldName(b)) for valid UTF-8, which is
+// all the reader lets through.
+
+// sameFold reports whether a and b are one name under case folding.
+func sameFold(a, b string) bool { return strings.EqualFold(a, b) }
+
+// foldName maps a name to a canonical member of its folding class: every
+// rune replaced by the smallest rune of its unicode.SimpleFold orbit (as
+// encoding/json's own foldName does), then ASCII upper-case letters
+// lower-cased, so that the common name, lower-case ASCII, is its own
+// canonical form and costs no allocation.
+func foldName(name string) string {
+	i := 0
+	for i < len(name) && name[i] < utf8.RuneSelf && (name[i] < 'A' || name[i] > 'Z') {
+		i++
+	}
+	if i == len(name) {
+		return name
+	}
+	b := make([]byte, i, len(name))
+	copy(b, name[:i])
+	for i < len(name) {
+		r, n := rune(name[i]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(name[i:])
+			r = foldRune(r)
+		}
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		b = utf8.AppendRune(b, r)
+		i += n
+	}
+	return string(b)
+}
+
+// foldRune returns the smallest rune of r's case-folding orbit.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
 
 // skip validates and skips any value.
 func (r *jsonReader) skip(depth int) error {

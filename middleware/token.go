@@ -6,7 +6,7 @@ import (
 )
 
 // MaxTokenSize is the largest token, in bytes, the Gate will look at. Larger
-// tokens are rejected before any decoding (DESIGN §2.1). Clerk session tokens
+// tokens are rejected before any decoding. Clerk session tokens
 // are around 1 KiB.
 const MaxTokenSize = 16 << 10
 
@@ -95,6 +95,9 @@ func parseToken(token string) (*parsedToken, *Error) {
 	payJSON := rest[:payLen]
 	rest = rest[payLen:]
 	claims, err := decodeClaims(payJSON)
+	if errors.Is(err, errPermissionLimit) {
+		return nil, rejectErr(ReasonTokenInvalid, "the session token carries more organization permissions than sessiongate accepts", err)
+	}
 	if err != nil {
 		return nil, rejectErr(ReasonTokenInvalid, "the session token claims are malformed", err)
 	}

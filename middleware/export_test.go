@@ -1,0 +1,8 @@
+package middleware
+
+// The organization permission limits, for the external tests.
+const (
+	MaxOrgPermissionNamesForTest = maxOrgPermissionNames
+	MaxOrgMaskDigitsForTest      = maxOrgMaskDigits
+	MaxOrgPermissionsForTest     = maxOrgPermissions
+)
