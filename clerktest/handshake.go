@@ -78,10 +78,11 @@ func (i *Instance) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		writeClerkError(w, http.StatusInternalServerError, "internal_clerk_error", "Something went wrong", err.Error())
 		return
 	}
+	// Exactly the Frontend API's payload: the directives and no registered
+	// claim (no iat, no exp), as in real __clerk_handshake values.
 	payload, err := json.Marshal(struct {
 		Handshake []string `json:"handshake"`
-		IssuedAt  int64    `json:"iat"`
-	}{directives, i.now().Unix()})
+	}{directives})
 	if err != nil {
 		writeClerkError(w, http.StatusInternalServerError, "internal_clerk_error", "Something went wrong", err.Error())
 		return

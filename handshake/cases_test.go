@@ -1,6 +1,6 @@
 package handshake_test
 
-// The test cases of ../shared/notes/clerk-handshake.md §7.6, each named after
+// The numbered test cases of Clerk's handshake behaviour, each named after
 // its number. Cases 19 (spoofed X-Forwarded-Host) and 21's proxy half live in
 // proxy/handshake_test.go; 31–34, 36 and 37 are not implemented (development
 // instances, the cross-origin-referrer sync and the __refresh flow): see
@@ -78,7 +78,7 @@ func TestCase02CookieSuffix(t *testing.T) {
 	}
 }
 
-// Case 3: usesSuffixedCookies, one row per rule of §4 (rule 6 is for
+// Case 3: usesSuffixedCookies, one row per rule (rule 6 is for
 // development instances only), plus the cookie actually read.
 func TestCase03SuffixedCookieRules(t *testing.T) {
 	e := newEnv(t, nil)

@@ -28,9 +28,9 @@ func (h *Handshaker) SuffixedName(name string) string { return h.suffixedName(na
 func (h *Handshaker) UsesSuffixedCookies(r *http.Request) bool { return h.usesSuffixedCookies(r) }
 
 // usesSuffixedCookies is Clerk's choice between __session_<suffix> /
-// __client_uat_<suffix> and the unsuffixed names (authenticateContext.ts;
-// clerk-handshake.md §4), production rules only: rule 6 is for development
-// instances.
+// __client_uat_<suffix> and the unsuffixed names (authenticateContext.ts
+// usesSuffixedCookies, rules numbered in its order), production rules only:
+// rule 6 is for development instances.
 func (h *Handshaker) usesSuffixedCookies(r *http.Request) bool {
 	session := cookie(r, SessionCookie)
 	clientUAT := cookie(r, ClientUATCookie)

@@ -3,7 +3,7 @@
 // (@clerk/backend authenticateRequest) runs it for production instances.
 //
 // A Handshaker looks at a request that carries no Authorization Bearer token
-// and decides, in the order of ../shared/notes/clerk-handshake.md §7.2:
+// and decides, in the order of Clerk's authenticateRequest:
 //
 //  1. a returning handshake (the __clerk_handshake or
 //     __clerk_handshake_nonce cookie): its Set-Cookie directives are
@@ -17,7 +17,7 @@
 //     Sec-Fetch-Dest and Accept text/html) becomes a 307 to the Frontend
 //     API's /v1/client/handshake, bounded by the __clerk_redirect_count
 //     cookie; on any other request it is signed-out with the closest reason
-//     of DESIGN §3 and Clerk's own reason in the message.
+//     of docs/reason-codes.md and Clerk's own reason in the message.
 //
 // The result is an Outcome: signed-in (claims, and the cookies to set on the
 // page), signed-out (a *middleware.Error, and cookies), or a redirect. The

@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/middleware"
@@ -100,6 +102,17 @@ type Config struct {
 	Exchanger Exchanger
 	// ExchangeTimeout bounds one exchange. Zero: DefaultExchangeTimeout.
 	ExchangeTimeout time.Duration
+	// NonceRate is the most nonce exchanges per second, sustained, over
+	// all requests. An exchange over the limit is not attempted and the
+	// request ends as after a failed one (signed-out, the nonce deleted).
+	// Zero: DefaultNonceRate.
+	NonceRate float64
+	// NonceBurst is how many exchanges may run back to back before
+	// NonceRate applies. Zero: DefaultNonceBurst.
+	NonceBurst int
+	// NonceFailureTTL is how long a nonce whose exchange failed is refused
+	// without another call. Zero: DefaultNonceFailureTTL.
+	NonceFailureTTL time.Duration
 	// CookieDomain, when set, is the Domain of sessiongate's own cookie
 	// deletions (a consumed nonce, a rejected handshake token), sent besides
 	// the host-only deletion: Clerk's Frontend API sets those cookies on the
@@ -108,6 +121,9 @@ type Config struct {
 	// Logger receives failed resolutions and redirect loops (never a token
 	// or a cookie value). Nil: zap.NewNop().
 	Logger *zap.Logger
+	// Now is the clock of the nonce limits (the Gate has its own for
+	// tokens). Nil: time.Now.
+	Now func() time.Time
 }
 
 // Handshaker runs the cookie path for one Clerk production instance. It is
@@ -117,8 +133,7 @@ type Handshaker struct {
 	fapi         string
 	suffix       string
 	base         string // no trailing slash
-	exchanger    Exchanger
-	timeout      time.Duration
+	nonces       *nonces
 	cookieDomain string
 	log          *zap.Logger
 }
@@ -141,8 +156,6 @@ func New(cfg Config) (*Handshaker, error) {
 		gate:         cfg.Gate,
 		fapi:         cfg.FrontendAPI,
 		suffix:       cfg.CookieSuffix,
-		exchanger:    cfg.Exchanger,
-		timeout:      cfg.ExchangeTimeout,
 		cookieDomain: strings.TrimPrefix(cfg.CookieDomain, "."),
 		log:          cfg.Logger,
 	}
@@ -159,13 +172,48 @@ func New(cfg Config) (*Handshaker, error) {
 	if h.cookieDomain != "" && (!validDomain(h.cookieDomain)) {
 		return nil, fmt.Errorf("handshake: Config.CookieDomain %q is not a domain name", cfg.CookieDomain)
 	}
-	if h.timeout <= 0 {
-		h.timeout = DefaultExchangeTimeout
-	}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
+	if h.nonces, err = newNonces(cfg, h.log); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+func newNonces(cfg Config, log *zap.Logger) (*nonces, error) {
+	if cfg.NonceRate < 0 || cfg.NonceBurst < 0 || cfg.NonceFailureTTL < 0 {
+		return nil, errors.New("handshake: Config.NonceRate, NonceBurst and NonceFailureTTL must not be negative")
+	}
+	failed, err := lru.New[string, time.Time](nonceFailureCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	n := &nonces{
+		x:       cfg.Exchanger,
+		timeout: cfg.ExchangeTimeout,
+		ttl:     cmp.Or(cfg.NonceFailureTTL, DefaultNonceFailureTTL),
+		now:     cfg.Now,
+		log:     log,
+		failed:  failed,
+		bucket:  newBucket(cmp.Or(cfg.NonceRate, DefaultNonceRate), cmp.Or(cfg.NonceBurst, DefaultNonceBurst)),
+	}
+	if n.timeout <= 0 {
+		n.timeout = DefaultExchangeTimeout
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	return n, nil
+}
+
+// NonceStats returns the counters of nonce exchanges, for metrics.
+func (h *Handshaker) NonceStats() NonceStats {
+	n := h.nonces
+	return NonceStats{
+		Exchanges: n.exchanges.Load(), ExchangeFailures: n.exchangeFailures.Load(),
+		CachedFailures: n.cachedFailures.Load(), RateLimited: n.rateLimited.Load(), Ignored: n.ignored.Load(),
+	}
 }
 
 // Status is the kind of an Outcome.
@@ -199,8 +247,8 @@ type Outcome struct {
 	Status Status
 	// Claims of a SignedIn outcome.
 	Claims *middleware.Claims
-	// Err of a SignedOut outcome: a *middleware.Error with a DESIGN §3
-	// reason; Clerk's own reason is in its message.
+	// Err of a SignedOut outcome: a *middleware.Error with a sessiongate
+	// reason (docs/reason-codes.md); Clerk's own reason is in its message.
 	Err *middleware.Error
 	// ClerkReason is Clerk's reason string for SignedOut and Redirect
 	// (x-clerk-auth-reason of the redirect, __clerk_hs_reason).
@@ -270,6 +318,14 @@ func (q *request) run() *Outcome {
 	// 1. Read state. Handshake token and nonce: cookies only (production).
 	hsToken := cookie(r, HandshakeCookie)
 	hsNonce := cookie(r, HandshakeNonceCookie)
+	if hsNonce != "" && !middleware.IsBrowserNavigation(r) {
+		// The return trip of a handshake is the navigation that started it
+		// (FAPI's 307 keeps the method and Sec-Fetch-Dest). Anything else
+		// with a nonce would only buy a Backend API call: decide it as if
+		// the cookie were absent, and leave the cookie to the navigation.
+		q.h.nonces.ignored.Add(1)
+		hsNonce = ""
+	}
 
 	// 2. Resolve a returning handshake.
 	if hsToken != "" || hsNonce != "" {
@@ -341,8 +397,8 @@ func (q *request) expiredReason() string {
 	return ReasonSessionTokenExpired
 }
 
-// maybeHandshake is §7.2 step 9: a redirect for an eligible navigation below
-// the loop bound, else signed-out with fallback.
+// maybeHandshake is the cookie path's last step: a redirect for an
+// eligible navigation below the loop bound, else signed-out with fallback.
 func (q *request) maybeHandshake(reason string, fallback *middleware.Error) *Outcome {
 	if !q.mayRedirect || !middleware.IsBrowserNavigation(q.r) {
 		return q.signedOut("", "", reason, fallback)
@@ -396,7 +452,7 @@ func asError(err error) *middleware.Error {
 	return &middleware.Error{Reason: middleware.ReasonTokenInvalid, Message: "the session token could not be verified", Err: err}
 }
 
-// location builds the handshake URL of §2.2.
+// location builds the handshake URL as Clerk's buildRedirectToHandshake does.
 func (h *Handshaker) location(publicURL, reason string, suffixed bool, session string) string {
 	q := url.Values{}
 	q.Set("redirect_url", stripQueryParams(publicURL, DevBrowserCookie, "__dev_session"))

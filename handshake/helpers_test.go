@@ -21,7 +21,7 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-// The note's vectors (clerk-handshake.md §2.1, §4).
+// Clerk's published test vectors: publishable key, Frontend API, cookie suffix.
 const (
 	pkLive   = "pk_live_Y2xlcmsuaW5zcGlyZWQucHVtYS03NC5sY2wuZGV2JA"
 	fapiHost = "clerk.inspired.puma-74.lcl.dev"
@@ -103,7 +103,7 @@ type env struct {
 func newEnv(t *testing.T, mutate func(*handshake.Config)) *env {
 	t.Helper()
 	k, _ := keys(t)
-	clk := &clock{t: time.Unix(1_760_000_000, 0)}
+	clk := &clock{t: time.Unix(epoch, 0)}
 	inst := clerktest.Start(t, clerktest.Options{SigningKey: k, Now: clk.Now, AuthorizedParty: appURL})
 	gate, err := middleware.New(middleware.Config{Issuer: issuer, Keys: jwks.NewMemory(inst.PublicKeys()...), Now: clk.Now})
 	if err != nil {
@@ -118,6 +118,7 @@ func newEnv(t *testing.T, mutate func(*handshake.Config)) *env {
 		Production:   true,
 		Exchanger:    e.exch,
 		Logger:       zap.New(core),
+		Now:          clk.Now,
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -215,8 +216,15 @@ func wantSignedIn(t *testing.T, o *handshake.Outcome, sub string) {
 	}
 }
 
+// epoch is where every test clock starts, in Unix seconds.
+const epoch = 1_760_000_000
+
+// omitted, as a claim value for handshakeJWT, leaves the claim out.
+type omitted struct{}
+
 // handshakeJWT signs {"handshake": directives} plus extra claims with key
-// and header edits.
+// and header edits: Clerk's format has no other claim. In extra, a nil value
+// sends null, omitted{} leaves the claim out.
 func handshakeJWT(t *testing.T, key *clerktest.SigningKey, header map[string]any, alg string, directives []string, extra map[string]any) string {
 	t.Helper()
 	h := map[string]any{"alg": key.Algorithm, "kid": key.ID, "typ": "JWT"}
@@ -232,6 +240,10 @@ func handshakeJWT(t *testing.T, key *clerktest.SigningKey, header map[string]any
 	}
 	p := map[string]any{"handshake": directives}
 	for k, v := range extra {
+		if _, ok := v.(omitted); ok {
+			delete(p, k)
+			continue
+		}
 		p[k] = v
 	}
 	hb, err := json.Marshal(h)

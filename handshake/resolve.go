@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sessiongate/sessiongate/middleware"
 )
@@ -22,9 +23,9 @@ const (
 // Clerk's SDK, which emits whatever the payload lists).
 var allowedPrefixes = []string{SessionCookie, ClientUATCookie, DevBrowserCookie, RefreshCookie, HandshakeCookie}
 
-// resolve is §7.2 step 2: the return trip of a handshake. It returns the
-// outcome, or nil to go on with the request's own cookies (the payload
-// failed); in both cases q.cleanup holds sessiongate's own deletions.
+// resolve is the return trip of a handshake. It returns the outcome, or nil
+// to go on with the request's own cookies (the payload failed); in both
+// cases q.cleanup holds sessiongate's own deletions.
 func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 	h := q.h
 	ctx := q.r.Context()
@@ -77,18 +78,29 @@ func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 
 // exchange fetches a nonce's directives; any failure gives none (logged).
 func (h *Handshaker) exchange(ctx context.Context, nonce string) []string {
-	if h.exchanger == nil {
+	if h.nonces.x == nil {
 		h.log.Warn("Clerk handshake: a nonce arrived but no Backend API client is configured (clerk.secret_key); ending signed-out")
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	d, err := h.exchanger.GetHandshakePayload(ctx, nonce)
+	d, err := h.nonces.exchange(ctx, nonce)
 	if err != nil {
-		h.log.Warn("Clerk handshake: exchanging the nonce failed; ending signed-out", zap.Error(err))
+		if ce := h.log.Check(nonceLogLevel(err), "Clerk handshake: exchanging the nonce failed; ending signed-out"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
 		return nil
 	}
 	return d
+}
+
+// nonceLogLevel: an exchange that did not run (a cached failure, the rate
+// limit) is a debug line, or a flood of cookies would flood the log; the
+// limiter warns once per episode.
+func nonceLogLevel(err error) zapcore.Level {
+	switch {
+	case errors.Is(err, errNonceFailedBefore), errors.Is(err, errNonceRateLimited), errors.Is(err, errNonceTooLong):
+		return zapcore.DebugLevel
+	}
+	return zapcore.WarnLevel
 }
 
 // verifyToken verifies the handshake JWT and returns its directives.
@@ -103,6 +115,11 @@ func (h *Handshaker) verifyToken(ctx context.Context, tok string) ([]string, err
 	if err := json.Unmarshal(payload, &p); err != nil || p.Handshake == nil {
 		return nil, &middleware.Error{Reason: middleware.ReasonTokenInvalid, Message: "the handshake token has no handshake array of strings", Err: err}
 	}
+	// exp and nbf are enforced by VerifyJWS when present. They are not
+	// required: the Frontend API's handshake tokens carry none (their payload
+	// is exactly {"handshake": [...]}), so requiring exp would fail every
+	// real handshake. A replayed payload can only set cookies whose own
+	// tokens are verified on every request (a __session expires in 60 s).
 	return *p.Handshake, nil
 }
 

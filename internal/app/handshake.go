@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -45,6 +46,9 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 		return nil, err
 	}
 	a.hs = h
+	if a.metrics != nil {
+		a.metrics.registerHandshake(h)
+	}
 	a.log.Info("Clerk handshake on", zap.Strings("routes", handshakeRoutes(cfg)),
 		zap.String("frontend_api", pk.FrontendAPI), zap.String("handshake_base", strings.TrimRight(orDefault(cfg.Clerk.ProxyURL, "https://"+pk.FrontendAPI), "/")))
 	return h, nil
@@ -90,4 +94,26 @@ func (a *App) routeHandshake(cfg *config.Config, i int) (*handshake.Handshaker, 
 		return nil, fmt.Errorf("routes[%d].handshake: %w", i, err)
 	}
 	return h, nil
+}
+
+// registerHandshake exports the nonce counters: exchanges spend the
+// instance's Backend API rate limit, and a rising rate_limited count means
+// browsers are ending signed-out for want of one.
+func (m *metrics) registerHandshake(h *handshake.Handshaker) {
+	counter := func(name, help string, v func(handshake.NonceStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(h.NonceStats())) })
+	}
+	m.reg.MustRegister(
+		counter("sessiongate_handshake_nonce_exchanges_total", "Backend API handshake_payload calls made for __clerk_handshake_nonce cookies.",
+			func(s handshake.NonceStats) uint64 { return s.Exchanges }),
+		counter("sessiongate_handshake_nonce_exchange_failures_total", "Nonce exchanges that failed.",
+			func(s handshake.NonceStats) uint64 { return s.ExchangeFailures }),
+		counter("sessiongate_handshake_nonce_cached_failures_total", "Nonces refused without a call because their exchange failed moments ago.",
+			func(s handshake.NonceStats) uint64 { return s.CachedFailures }),
+		counter("sessiongate_handshake_nonce_rate_limited_total", "Nonces refused without a call by the exchange rate limit (the request ends signed-out).",
+			func(s handshake.NonceStats) uint64 { return s.RateLimited }),
+		counter("sessiongate_handshake_nonce_ignored_total", "Nonce cookies ignored on requests that are not navigations.",
+			func(s handshake.NonceStats) uint64 { return s.Ignored }),
+	)
 }

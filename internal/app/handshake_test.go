@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -187,6 +188,37 @@ func TestHandshakeEndToEnd(t *testing.T) {
 	}
 	if b.cookie(gateURL, "__clerk_handshake_nonce") != "" {
 		t.Error("the nonce cookie was not deleted")
+	}
+	// A nonce cookie on a request that is not a navigation costs no
+	// Backend API call, and the counters say so.
+	post, err := http.NewRequest("POST", page, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Header.Set("Sec-Fetch-Dest", "document")
+	post.AddCookie(&http.Cookie{Name: "__clerk_handshake_nonce", Value: "nonce_replayed"})
+	for range 5 {
+		resp, err := http.DefaultClient.Do(post)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if n := inst.Requests(clerktest.HandshakePayloadPath); n != 1 {
+		t.Errorf("%d nonce exchanges after POSTs with a nonce cookie, want 1", n)
+	}
+	mrec := httptest.NewRecorder()
+	mreq := httptest.NewRequest("GET", "http://127.0.0.1/metrics", nil)
+	mreq.RemoteAddr = "127.0.0.1:40000"
+	a.AdminHandler().ServeHTTP(mrec, mreq)
+	for _, want := range []string{
+		"sessiongate_handshake_nonce_exchanges_total 1",
+		"sessiongate_handshake_nonce_ignored_total 5",
+		"sessiongate_handshake_nonce_rate_limited_total 0",
+	} {
+		if !strings.Contains(mrec.Body.String(), want) {
+			t.Errorf("metrics lack %q: %d %.200s", want, mrec.Code, mrec.Body.String())
+		}
 	}
 
 	// Revoked at Clerk: once the token expires, the handshake says signed
