@@ -12,6 +12,12 @@
 // session-status-unavailable, Allow trusts the verified token (counted). A
 // circuit breaker stops calling a failing Backend API for a cooldown.
 // Inactive statuses seen go on the deny list.
+//
+// A request whose client goes away (its context cancelled, or its own
+// deadline passed) before the status is known is answered
+// session-status-unavailable, and is never a Backend API failure: it does
+// not count toward the breaker, is not cached, and does not end a lookup
+// other requests share.
 package sessioncheck
 
 import (
@@ -24,8 +30,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 
+	"github.com/sessiongate/sessiongate/internal/flight"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -83,7 +89,8 @@ type Config struct {
 	// TTL is how long an active status is trusted in Cached mode. Zero
 	// means 10 s.
 	TTL time.Duration
-	// LookupTimeout bounds one lookup, whoever waits for it. Zero means 5 s.
+	// LookupTimeout bounds one lookup, whoever waits for it; a lookup that
+	// runs out of it is a Backend API failure. Zero means 5 s.
 	LookupTimeout time.Duration
 	// BreakerFailures consecutive failures open the breaker. Zero means 5.
 	BreakerFailures int
@@ -106,10 +113,11 @@ type Service struct {
 	timeout time.Duration
 	now     func() time.Time
 	log     *zap.Logger
-	group   singleflight.Group
+	flights flight.Group[string] // Cached mode's lookups, one per sid
 	breaker breaker
 
-	lookups, lookupErrors, cacheHits, allowedOnError, denied atomic.Uint64
+	lookups, lookupErrors, cacheHits, allowedOnError, denied, abandoned atomic.Uint64
+	lastEvictionLog                                                     atomic.Int64 // unix ns
 }
 
 type entry struct {
@@ -156,7 +164,20 @@ func New(cfg Config) (*Service, error) {
 	if s.breaker.base <= 0 {
 		s.breaker.base = 5 * time.Second
 	}
+	s.deny.OnEvict(s.logEviction)
 	return s, nil
+}
+
+// logEviction warns, at most once a minute, that the deny list is full and
+// dropped a live revocation (see DenyList).
+func (s *Service) logEviction(sid string, until time.Time) {
+	now := s.now().UnixNano()
+	last := s.lastEvictionLog.Load()
+	if now-last < int64(time.Minute) || !s.lastEvictionLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("deny list full: a live revocation was dropped (the one closest to expiry); raise its size",
+		zap.String("sid", sid), zap.Time("until", until), zap.Uint64("evictions", s.deny.Evictions()))
 }
 
 // DenyList is the Service's deny list.
@@ -165,16 +186,23 @@ func (s *Service) DenyList() *DenyList { return s.deny }
 // Stats are the Service's counters, for metrics.
 type Stats struct {
 	Lookups, LookupErrors, CacheHits, AllowedOnError, Denied uint64
-	BreakerOpen                                              bool
-	DenyListSize                                             int
+	// Abandoned counts requests whose client went away before their
+	// session status was known. They are not LookupErrors.
+	Abandoned   uint64
+	BreakerOpen bool
+	// DenyListSize is DenyList.Len; DenyListEvictions is
+	// DenyList.Evictions: live revocations dropped because the list was
+	// full.
+	DenyListSize      int
+	DenyListEvictions uint64
 }
 
 // Stats returns the counters.
 func (s *Service) Stats() Stats {
 	return Stats{
 		Lookups: s.lookups.Load(), LookupErrors: s.lookupErrors.Load(), CacheHits: s.cacheHits.Load(),
-		AllowedOnError: s.allowedOnError.Load(), Denied: s.denied.Load(),
-		BreakerOpen: s.breaker.open(s.now()), DenyListSize: s.deny.Len(),
+		AllowedOnError: s.allowedOnError.Load(), Denied: s.denied.Load(), Abandoned: s.abandoned.Load(),
+		BreakerOpen: s.breaker.open(s.now()), DenyListSize: s.deny.Len(), DenyListEvictions: s.deny.Evictions(),
 	}
 }
 
@@ -223,6 +251,9 @@ func (c *checker) CheckSession(ctx context.Context, claims *middleware.Claims) e
 			return revoked("the session does not exist at Clerk")
 		}
 		if ctx.Err() != nil {
+			// Not Clerk's failure, and no route lets a request through
+			// on it: the client is gone.
+			s.abandoned.Add(1)
 			return &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable, Message: "the request ended before the session status was known", Err: ctx.Err()}
 		}
 		if c.onErr == Allow {
@@ -273,20 +304,29 @@ var errBreakerOpen = errors.New("sessioncheck: circuit breaker open")
 // request never gets an answer that predates it.
 func (c *checker) lookupStatus(ctx context.Context, sid string) (string, error) {
 	s := c.s
-	if !s.breaker.allow(s.now()) {
+	// A client already gone takes no lookup and no half-open trial.
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	ok, trial := s.breaker.allow(s.now(), s.timeout)
+	if !ok {
 		s.lookupErrors.Add(1)
 		return "", errBreakerOpen
 	}
-	do := func() (any, error) {
+	if c.mode == Strict {
+		return s.strictLookup(ctx, sid, trial)
+	}
+	// The shared lookup runs on a context of its own: a waiter that goes
+	// away neither fails the others nor reaches the breaker. Only the
+	// lookup's own timeout does, which is Clerk being slow. (A trial
+	// answered from the cache below records nothing; the breaker gives the
+	// next trial after s.timeout.)
+	return s.flights.Do(ctx, sid, s.timeout, func(lctx context.Context) (string, error) {
 		// A request that missed the cache just before a previous flight
 		// ended finds the status here instead of asking Clerk again.
 		if e, ok := s.cache.Get(sid); ok && s.now().Before(e.until) {
 			return e.status, nil
 		}
-		// The shared lookup runs on its own bounded context: a waiter that
-		// goes away does not fail the others.
-		lctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		defer cancel()
 		s.lookups.Add(1)
 		status, err := s.cached.SessionStatus(lctx, sid)
 		s.record(err)
@@ -296,25 +336,28 @@ func (c *checker) lookupStatus(ctx context.Context, sid string) (string, error) 
 			s.cache.Add(sid, entry{status: status, until: s.now().Add(s.ttl)})
 		}
 		return status, err
-	}
-	if c.mode == Strict {
-		lctx, cancel := context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-		s.lookups.Add(1)
-		status, err := s.lookup.SessionStatus(lctx, sid)
-		s.record(err)
-		return status, err
-	}
-	ch := s.group.DoChan(sid, do)
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return "", r.Err
+	})
+}
+
+// strictLookup is one request's own lookup. It runs on the request's
+// context, so that a client that goes away stops it, bounded by the lookup
+// timeout. Whether a failure is Clerk's is decided by the request's
+// context, not by the error: if the request's context has ended (cancelled,
+// or its own deadline passed) the lookup says nothing about Clerk. Only the
+// lookup's own timeout, or an error with the request still there, counts.
+func (s *Service) strictLookup(ctx context.Context, sid string, trial bool) (string, error) {
+	lctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	s.lookups.Add(1)
+	status, err := s.lookup.SessionStatus(lctx, sid)
+	if err != nil && !errors.Is(err, ErrSessionNotFound) && ctx.Err() != nil {
+		if trial {
+			s.breaker.abandon()
 		}
-		return r.Val.(string), nil
-	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", err
 	}
+	s.record(err)
+	return status, err
 }
 
 // record feeds the breaker. A 404 is an answer, not a failure.
@@ -343,24 +386,37 @@ type breaker struct {
 	threshold int
 	base, max time.Duration
 
-	mu        sync.Mutex // guards following
-	failures  int
-	cooldown  time.Duration
-	openUntil time.Time
-	trial     bool // a half-open trial call is in flight
+	mu         sync.Mutex // guards following
+	failures   int
+	cooldown   time.Duration
+	openUntil  time.Time
+	trialUntil time.Time // a half-open trial call is in flight until then; zero: none
 }
 
-func (b *breaker) allow(now time.Time) bool {
+// allow reports whether a call may go ahead and whether it is the
+// half-open trial that decides the breaker. A trial that has neither
+// succeeded nor failed within ttl (it was answered from a cache, or its
+// client went away without abandon) no longer holds the others back: the
+// breaker never stays shut on a call that cannot report.
+func (b *breaker) allow(now time.Time, ttl time.Duration) (ok, trial bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.openUntil.IsZero() {
-		return true
+		return true, false
 	}
-	if now.Before(b.openUntil) || b.trial {
-		return false
+	if now.Before(b.openUntil) || now.Before(b.trialUntil) {
+		return false, false
 	}
-	b.trial = true // half-open: one call decides
-	return true
+	b.trialUntil = now.Add(ttl) // half-open: one call decides
+	return true, true
+}
+
+// abandon ends a trial call that decided nothing (its client went away):
+// the next call is the trial.
+func (b *breaker) abandon() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.trialUntil = time.Time{}
 }
 
 func (b *breaker) open(now time.Time) bool {
@@ -374,7 +430,7 @@ func (b *breaker) success() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	wasOpen := !b.openUntil.IsZero()
-	b.failures, b.cooldown, b.openUntil, b.trial = 0, 0, time.Time{}, false
+	b.failures, b.cooldown, b.openUntil, b.trialUntil = 0, 0, time.Time{}, time.Time{}
 	return wasOpen
 }
 
@@ -383,8 +439,8 @@ func (b *breaker) failure(now time.Time, retryAfter time.Duration) (bool, time.T
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failures++
-	wasTrial := b.trial
-	b.trial = false
+	wasTrial := !b.trialUntil.IsZero()
+	b.trialUntil = time.Time{}
 	if b.failures < b.threshold && retryAfter == 0 && !wasTrial {
 		return false, time.Time{}
 	}

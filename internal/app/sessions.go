@@ -76,6 +76,10 @@ func (m *metrics) registerSessionChecks(svc *sessioncheck.Service) {
 			stat(func(s sessioncheck.Stats) float64 { return float64(s.AllowedOnError) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_deny_list_hits_total", Help: "Requests refused by the deny list."},
 			stat(func(s sessioncheck.Stats) float64 { return float64(s.Denied) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_deny_list_evictions_total", Help: "Live revocations dropped because the deny list was full."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.DenyListEvictions) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_checks_abandoned_total", Help: "Requests whose client went away before their session status was known (not lookup errors)."},
+			stat(func(s sessioncheck.Stats) float64 { return float64(s.Abandoned) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiongate_deny_list_entries", Help: "Sessions on the deny list."},
 			stat(func(s sessioncheck.Stats) float64 { return float64(s.DenyListSize) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiongate_session_breaker_open", Help: "1 while the Backend API circuit breaker is open."},
@@ -189,6 +193,8 @@ func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
 		Revoke:   func(sid string) { a.revokeLocally(sid) },
 		Seen:     a.webhookSeen(),
 		Logger:   a.log.Named("webhook"),
+		// The same bound as the other reserved paths (boundReserved).
+		ReadTimeout: a.reservedReadTimeout,
 	}, nil
 }
 
