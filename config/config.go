@@ -187,6 +187,10 @@ type Route struct {
 	// Clerk's handshake. Default: on for required/optional routes when a
 	// publishable key is set.
 	Handshake *bool `yaml:"handshake"`
+	// CaseInsensitive matches Path ignoring ASCII case. Set it on protected
+	// routes of upstreams that route case-insensitively (Express, ASP.NET).
+	// Default false.
+	CaseInsensitive bool `yaml:"case_insensitive"`
 }
 
 // Require is a route's organization requirements.

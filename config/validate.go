@@ -409,8 +409,8 @@ func (c *Config) validateRoutes(ps *problems) {
 			ps.add(key("path"), "required")
 		case !strings.HasPrefix(r.Path, "/"):
 			ps.add(key("path"), "%q must start with /", r.Path)
-		case strings.Contains(r.Path, ".."), strings.Contains(r.Path, "//"), strings.ContainsAny(r.Path, "?#"):
-			ps.add(key("path"), "%q must not contain \"..\", \"//\", \"?\" or \"#\"", r.Path)
+		case strings.Contains(r.Path, ".."), strings.Contains(r.Path, "//"), strings.ContainsAny(r.Path, "?#;\\"):
+			ps.add(key("path"), "%q must not contain \"..\", \"//\", \"?\", \"#\", \";\" or a backslash", r.Path)
 		}
 		if r.Host != "" && (strings.ContainsAny(r.Host, ":/@?# ") || strings.Contains(r.Host, "..")) {
 			ps.add(key("host"), "%q must be a bare host name (no scheme, port or path)", r.Host)
@@ -480,6 +480,11 @@ func (c *Config) validateRoutes(ps *problems) {
 				ps.add(key("path"), "overlaps routes[%d] (same path and host), %s", prev.i, diff)
 			} else {
 				seen[id] = seenRoute{i, r}
+			}
+			for id2, prev := range seen {
+				if id2 != id && (prev.r.CaseInsensitive || r.CaseInsensitive) && strings.EqualFold(id2, id) {
+					ps.add(key("path"), "overlaps routes[%d] when case is ignored (case_insensitive)", prev.i)
+				}
 			}
 		}
 	}

@@ -122,6 +122,13 @@ func TestValidateRefuses(t *testing.T) {
 			route(c, 1).Path = "/api"
 			route(c, 2).Path = "/api/"
 		}, "routes[2].path", "overlaps routes[1]"},
+		{"route overlapping a case-insensitive one", func(c *Config) {
+			route(c, 1).Path = "/Admin"
+			route(c, 2).Path = "/admin"
+			route(c, 2).CaseInsensitive = true
+		}, "routes[2].path", "overlaps routes[1] when case is ignored"},
+		{"semicolon in a route path", func(c *Config) { route(c, 1).Path = "/admin;x" }, "routes[1].path", `";"`},
+		{"backslash in a route path", func(c *Config) { route(c, 1).Path = `/admin\x` }, "routes[1].path", "backslash"},
 		{"host with port", func(c *Config) { route(c, 1).Host = "app.example.com:443" }, "routes[1].host", "port"},
 		{"host with scheme", func(c *Config) { route(c, 1).Host = "https://app.example.com" }, "routes[1].host", "scheme"},
 		{"handshake with pk_test", func(c *Config) {

@@ -9,7 +9,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -241,7 +244,7 @@ func TestKubernetesSidecar(t *testing.T) {
 		}
 		objs[o.Kind] = o
 	}
-	for _, k := range []string{"Secret", "Deployment", "Service"} {
+	for _, k := range []string{"Deployment", "Service"} {
 		if _, ok := objs[k]; !ok {
 			t.Fatalf("no %s", k)
 		}
@@ -279,7 +282,7 @@ func TestKubernetesSidecar(t *testing.T) {
 	// The container's environment, with the Secret's values faked, must be a
 	// configuration the binary accepts (notably: a non-loopback admin
 	// listener has its token).
-	secret := objs["Secret"]
+	secretName, secretKeys := kubectlSecret(t, data)
 	fake := map[string]string{
 		"CLERK_SECRET_KEY":        fakeSecretKey,
 		"CLERK_PUBLISHABLE_KEY":   fakePublishableKey,
@@ -292,11 +295,11 @@ func TestKubernetesSidecar(t *testing.T) {
 			continue
 		}
 		ref := e.ValueFrom.SecretKeyRef
-		if ref.Name != secret.Metadata.Name {
-			t.Errorf("%s from Secret %q, want %q", e.Name, ref.Name, secret.Metadata.Name)
+		if ref.Name != secretName {
+			t.Errorf("%s from Secret %q, want %q (the one the header's kubectl command creates)", e.Name, ref.Name, secretName)
 		}
-		if _, ok := secret.StringData[ref.Key]; !ok {
-			t.Errorf("%s: the Secret skeleton has no key %s", e.Name, ref.Key)
+		if !secretKeys[ref.Key] {
+			t.Errorf("%s: the header's kubectl command does not create key %s", e.Name, ref.Key)
 		}
 		v, ok := fake[ref.Key]
 		if !ok {
@@ -320,6 +323,62 @@ func TestKubernetesSidecar(t *testing.T) {
 	}
 }
 
+// TestKubernetesManifestsHoldNoSecret: a manifest users `kubectl apply -f`
+// must not carry a Secret with placeholder values, which would overwrite the
+// real one on every apply. Each manifest's header has the `kubectl create
+// secret` command instead.
+func TestKubernetesManifestsHoldNoSecret(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("kubernetes/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var o k8sObject
+			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if o.Kind == "Secret" {
+				t.Errorf("%s ships Secret %q: kubectl apply would overwrite the real one", f, o.Metadata.Name)
+			}
+		}
+		if bytes.Contains(data, []byte("secretKeyRef")) || bytes.Contains(data, []byte("secretRef")) {
+			if name, keys := kubectlSecret(t, data); name == "" || len(keys) == 0 {
+				t.Errorf("%s uses a Secret but its header has no kubectl create secret command", f)
+			}
+		}
+	}
+}
+
+var (
+	kubectlCreateSecret = regexp.MustCompile(`(?m)^#\s+kubectl create secret generic ([a-z0-9-]+)`)
+	kubectlLiteral      = regexp.MustCompile(`(?m)^#\s+--from-literal=([A-Z0-9_]+)=`)
+)
+
+// kubectlSecret reads the `kubectl create secret generic NAME
+// --from-literal=KEY=…` command of a manifest's header comment: the Secret
+// the manifest expects to exist.
+func kubectlSecret(t *testing.T, data []byte) (string, map[string]bool) {
+	t.Helper()
+	m := kubectlCreateSecret.FindSubmatch(data)
+	if m == nil {
+		return "", nil
+	}
+	keys := map[string]bool{}
+	for _, k := range kubectlLiteral.FindAllSubmatch(data, -1) {
+		keys[string(k[1])] = true
+	}
+	return string(m[1]), keys
+}
+
 // TestForwardAuthRecipesListEveryIdentityHeader keeps the nginx, Traefik
 // and Caddy recipes in step with the headers the proxy sets.
 func TestForwardAuthRecipesListEveryIdentityHeader(t *testing.T) {
@@ -330,6 +389,8 @@ func TestForwardAuthRecipesListEveryIdentityHeader(t *testing.T) {
 				ForwardAuth struct {
 					Address             string   `yaml:"address"`
 					AuthResponseHeaders []string `yaml:"authResponseHeaders"`
+					AuthRequestHeaders  []string `yaml:"authRequestHeaders"`
+					TrustForwardHeader  bool     `yaml:"trustForwardHeader"`
 				} `yaml:"forwardAuth"`
 			} `yaml:"middlewares"`
 		} `yaml:"http"`
@@ -349,6 +410,28 @@ func TestForwardAuthRecipesListEveryIdentityHeader(t *testing.T) {
 		t.Errorf("traefik authResponseHeaders %v, want %v", fa.AuthResponseHeaders, want)
 	}
 
+	// Traefik sets X-Forwarded-Method/Proto/Host/Uri itself (the real
+	// nginx and Caddy recipes are run by proxy/*_test.go; Traefik is not
+	// packaged for Debian, so its recipe is checked here): it must pass
+	// sessiongate only the credentials, never a client's forwarding
+	// headers, and must not trust the client's X-Forwarded-*.
+	if fa.TrustForwardHeader {
+		t.Error("traefik trustForwardHeader: true lets a client choose X-Forwarded-Uri")
+	}
+	if len(fa.AuthRequestHeaders) == 0 {
+		t.Error("traefik authRequestHeaders is empty: every client header, X-Original-URI included, reaches sessiongate")
+	}
+	for _, h := range fa.AuthRequestHeaders {
+		if l := strings.ToLower(h); strings.HasPrefix(l, "x-forwarded-") || strings.HasPrefix(l, "x-original-") {
+			t.Errorf("traefik authRequestHeaders passes the client's %s", h)
+		}
+	}
+	for _, want := range []string{"Authorization", "Cookie"} {
+		if !slices.Contains(fa.AuthRequestHeaders, want) {
+			t.Errorf("traefik authRequestHeaders lacks %s", want)
+		}
+	}
+
 	caddy, err := os.ReadFile("caddy/Caddyfile")
 	if err != nil {
 		t.Fatal(err)
@@ -357,15 +440,23 @@ func TestForwardAuthRecipesListEveryIdentityHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(caddy, []byte("uri "+proxy.ForwardAuthPath)) {
-		t.Errorf("Caddyfile: no uri %s", proxy.ForwardAuthPath)
+	if !bytes.Contains(caddy, []byte("rewrite "+proxy.ForwardAuthPath+"\n")) {
+		t.Errorf("Caddyfile: no rewrite %s", proxy.ForwardAuthPath)
+	}
+	// Every forwarding header the nginx recipe's auth subrequest sends is
+	// set or cleared there, never the client's.
+	for _, h := range []string{"X-Forwarded-Uri $request_uri", "X-Forwarded-Method $request_method",
+		"X-Forwarded-Host $host", "X-Forwarded-Proto $scheme", `X-Original-URI ""`, `X-Original-Method ""`} {
+		if !bytes.Contains(nginx, []byte("proxy_set_header "+h+";")) {
+			t.Errorf("nginx: the auth subrequest does not set proxy_set_header %s", h)
+		}
 	}
 	if !bytes.Contains(nginx, []byte(proxy.ForwardAuthPath+";")) {
 		t.Errorf("nginx: no proxy_pass to %s", proxy.ForwardAuthPath)
 	}
 	for _, h := range proxy.IdentityHeaders("") {
-		if !bytes.Contains(caddy, []byte("\t"+h+"\n")) {
-			t.Errorf("Caddyfile copy_headers lacks %s", h)
+		if !bytes.Contains(caddy, []byte(" "+h+" {rp.header."+h+"}\n")) {
+			t.Errorf("Caddyfile does not copy %s from sessiongate's answer", h)
 		}
 		v := "$upstream_http_" + strings.ReplaceAll(strings.ToLower(h), "-", "_")
 		if !bytes.Contains(nginx, []byte(v+";")) {

@@ -93,7 +93,7 @@ func TestKubernetesReplicas(t *testing.T) {
 		}
 		objs[o.Kind+"/"+o.Metadata.Name] = o
 	}
-	for _, k := range []string{"Secret/sessiongate", "ConfigMap/sessiongate", "Deployment/sessiongate", "Service/sessiongate",
+	for _, k := range []string{"ConfigMap/sessiongate", "Deployment/sessiongate", "Service/sessiongate",
 		"PodDisruptionBudget/sessiongate", "Deployment/redis", "Service/redis", "NetworkPolicy/redis"} {
 		if _, ok := objs[k]; !ok {
 			t.Fatalf("no %s", k)
@@ -149,9 +149,18 @@ func TestKubernetesReplicas(t *testing.T) {
 		"SESSIONGATE_ADMIN_TOKEN":      fakeAdminToken,
 		"REDIS_PASSWORD":               fakeRedisPassword,
 	}
-	for k := range objs["Secret/sessiongate"].StringData {
+	secretName, secretKeys := kubectlSecret(t, data)
+	if secretName != "sessiongate" {
+		t.Errorf("the kubectl command creates Secret %q, want sessiongate", secretName)
+	}
+	for k := range secretKeys {
 		if _, ok := fake[k]; !ok {
 			t.Fatalf("no fake value for Secret key %s", k)
+		}
+	}
+	for k := range fake {
+		if !secretKeys[k] {
+			t.Errorf("the kubectl command in the header does not create key %s", k)
 		}
 	}
 	cfg := loadEmbedded(t, objs["ConfigMap/sessiongate"].Data["sessiongate.yaml"], fake)

@@ -343,6 +343,7 @@ func TestForwardAuthWithHandshake(t *testing.T) {
 	f := newHSFixture(t, nil, nil)
 	fa := func(cookies ...[2]string) *httptest.ResponseRecorder {
 		r := navigation("http://sessiongate"+proxy.ForwardAuthPath, cookies...)
+		r.RemoteAddr = "127.0.0.1:40000"
 		r.Header.Set("X-Forwarded-Uri", "/page")
 		return f.serve(r)
 	}

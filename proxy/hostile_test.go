@@ -222,6 +222,7 @@ func TestIdentityHeaderSpoofingForwardAuth(t *testing.T) {
 	} {
 		for _, uriHeader := range []string{"X-Forwarded-Uri", "X-Original-Uri"} {
 			r := httptest.NewRequest("GET", "http://gate/_sessiongate/auth", nil)
+			r.RemoteAddr = "[::1]:40000" // the front proxy, on loopback
 			r.Header.Set(uriHeader, tc.uri)
 			if tc.token != "" {
 				r.Header.Set("Authorization", "Bearer "+tc.token)

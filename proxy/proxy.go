@@ -242,6 +242,14 @@ type state struct {
 	peerTrust bool
 	noStore   bool // the handshake set cookies: the upstream answer gets Cache-Control: no-store
 
+	// upstreamAuth replaces the Authorization header sent upstream (a
+	// template token), set on the outbound request in rewrite.
+	upstreamAuth string
+	// forwardedPath is the original request path of a forward-auth
+	// decision, for the access log (the path only: a query string may hold
+	// a token).
+	forwardedPath string
+
 	// vals backs the one-value slices of the headers this request sets
 	// (X-Request-Id on the response, the identity headers), so that setting
 	// them allocates nothing. Each header gets a full slice expression:
@@ -299,6 +307,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ce.Write(
 				zap.String("method", r.Method),
 				zap.String("path", r.URL.Path),
+				zap.String("original_path", st.forwardedPath), // forward-auth only
 				zap.String("route", ev.Route),
 				zap.Int("status", status),
 				zap.String("reason", string(ev.Reason)),
@@ -318,17 +327,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 		case r.URL.Path == WebhookClerkPath && p.webhooks != nil:
 			p.webhooks.ServeHTTP(w, r)
 		default:
-			writeJSON(w, http.StatusNotFound, "not_found", "no such sessiongate endpoint")
+			writeJSON(w, http.StatusNotFound, "not_found", "", "no such sessiongate endpoint")
 		}
 		return
 	}
-	if !cleanPath(r.URL.Path) {
-		writeJSON(w, http.StatusBadRequest, "bad_request", "the request path has dot segments, empty segments or backslashes")
+	rt, problem := p.route(r.URL.Path, r.Host)
+	if problem != pathOK {
+		p.refusePath(w, st, problem)
 		return
 	}
-	rt := match(p.routes, r.URL.Path, hostOnly(r.Host))
 	if rt == nil || rt.Upstream == nil {
-		writeJSON(w, http.StatusNotFound, "not_found", "no route for this path")
+		writeJSON(w, http.StatusNotFound, "not_found", "", "no route for this path")
 		return
 	}
 	st.route = rt
@@ -344,7 +353,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 		tok, err := rt.UpstreamToken.UpstreamToken(r.Context(), st.claims)
 		switch {
 		case err == nil:
-			r.Header.Set("Authorization", "Bearer "+tok)
+			st.upstreamAuth = "Bearer " + tok
 		case rt.UpstreamTokenAllowOnError:
 			r.Header.Del("Authorization")
 		default:
@@ -355,7 +364,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 			return
 		}
 	}
-	p.setIdentity(r.Header, st)
+	// The identity headers (and a template token) are set in rewrite, on
+	// the outbound request: ReverseProxy removes the headers that the
+	// client's Connection header names from the outbound request before
+	// calling Rewrite, so nothing set there can be dropped that way.
 	st.Context = r.Context()
 	upstart := time.Now()
 	p.rp.ServeHTTP(w, r.WithContext(st))
@@ -427,35 +439,86 @@ func (p *Proxy) publicURL(r *http.Request, st *state) string {
 	return scheme + "://" + host + r.URL.RequestURI()
 }
 
-// forwardAuth answers nginx auth_request, Traefik ForwardAuth and Caddy
-// forward_auth: 200 with the identity headers, or the rejection. The route
-// is chosen from the original request's URI, method and host. A URI no route
-// matches is decided as a required route with the Gate's default policy
-// (fail closed). Forward-auth never redirects (nginx treats any status but
-// 2xx, 401 and 403 as an error); see docs/deployment.md for sign-in pages.
-func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
-	uri := r.Header.Get("X-Forwarded-Uri")
-	if uri == "" {
-		uri = r.Header.Get("X-Original-Uri")
-	}
-	if uri == "" {
-		uri = "/"
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil || !cleanPath(u.Path) {
-		writeJSON(w, http.StatusBadRequest, "bad_request", "the original URI is missing, malformed or not clean")
+// Reasons of the requests the proxy refuses before authentication. They are
+// sent like the Gate's reasons (JSON body and X-Clerk-Auth-Reason).
+const (
+	// ReasonPathNotClean: 400, the path has dot segments, empty segments, a
+	// backslash or NUL (also in a forward-auth request's original URI).
+	ReasonPathNotClean middleware.Reason = "path-not-clean"
+	// ReasonPathAmbiguous: 400, the path has ';' segment parameters and
+	// selects another route once they are removed.
+	ReasonPathAmbiguous middleware.Reason = "path-ambiguous"
+	// ReasonForwardedUntrusted: 403, a forward-auth request from a peer
+	// that is neither loopback nor in TrustedProxies.
+	ReasonForwardedUntrusted middleware.Reason = "forward-auth-untrusted-peer"
+	// ReasonForwardedInvalid: 400, a forward-auth request without an
+	// original URI, or with a malformed URI, method, host or proto.
+	ReasonForwardedInvalid middleware.Reason = "forwarded-request-invalid"
+	// ReasonForwardedConflict: 400, a forward-auth header sent twice, or two
+	// headers for one thing (X-Forwarded-Uri and X-Original-URI, …) that
+	// disagree.
+	ReasonForwardedConflict middleware.Reason = "forwarded-headers-conflict"
+)
+
+// refusePath answers a path that route refused.
+func (p *Proxy) refusePath(w http.ResponseWriter, st *state, problem pathProblem) {
+	if problem == pathAmbiguous {
+		st.reason = ReasonPathAmbiguous
+		writeJSON(w, http.StatusBadRequest, "bad_request", st.reason,
+			"the path has ';' parameters that change which route applies")
 		return
 	}
-	host := r.Host
-	if v := firstValue(r.Header.Get("X-Forwarded-Host")); v != "" {
-		host = v
+	st.reason = ReasonPathNotClean
+	writeJSON(w, http.StatusBadRequest, "bad_request", st.reason,
+		"the request path has dot segments, empty segments or backslashes")
+}
+
+// The headers a forward-auth request describes the original request with.
+// Each pair names one thing two ways (Traefik and Caddy send X-Forwarded-*,
+// nginx recipes X-Original-*); both may be present and then must agree.
+var (
+	forwardedURIHeaders    = [2]string{"X-Forwarded-Uri", "X-Original-Uri"}
+	forwardedMethodHeaders = [2]string{"X-Forwarded-Method", "X-Original-Method"}
+)
+
+// forwardAuth answers nginx auth_request, Traefik ForwardAuth and Caddy
+// forward_auth: 200 with the identity headers, or the rejection. The route
+// is chosen from the original request's URI, method and host, which the
+// front proxy sends in headers. Those headers are believed only from a peer
+// that is loopback or in TrustedProxies (anyone else gets 403: a front proxy
+// that is not trusted cannot be told apart from a client choosing the route
+// it is judged by), they must each appear once, and two names for one thing
+// must agree. A URI no route matches is decided as a required route with the
+// Gate's default policy (fail closed). Forward-auth never redirects (nginx
+// treats any status but 2xx, 401 and 403 as an error); see
+// docs/deployment.md for sign-in pages.
+func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
+	if !p.forwardAuthPeer(r) {
+		st.reason = ReasonForwardedUntrusted
+		p.log.Warn("forward-auth request from an untrusted peer; add the front proxy's address to trusted_proxies",
+			zap.String("peer", r.RemoteAddr))
+		writeJSON(w, http.StatusForbidden, "forbidden", st.reason,
+			"forward-auth requests are accepted only from loopback and trusted_proxies")
+		return
 	}
-	rt := match(p.routes, u.Path, hostOnly(host))
+	orig, reason, msg := forwardedRequest(r)
+	if reason != "" {
+		st.reason = reason
+		writeJSON(w, http.StatusBadRequest, "bad_request", reason, msg)
+		return
+	}
+	st.forwardedPath = orig.URL.Path
+	st.peerTrust = true // its X-Forwarded-Host/Proto build redirect_url
+	rt, problem := p.route(orig.URL.Path, orig.Host)
+	if problem != pathOK {
+		p.refusePath(w, st, problem)
+		return
+	}
 	if rt == nil {
 		rt = &route{Route: Route{Auth: Required, Policy: p.gate.DefaultPolicy(), Name: "(forward-auth default)"}}
 	}
 	st.route = rt
-	if !p.authenticate(w, r, rt, st, true) {
+	if !p.authenticate(w, orig, rt, st, true) {
 		return
 	}
 	h := w.Header()
@@ -465,6 +528,113 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
 		h.Set("X-Clerk-Auth-Status", "signed-in")
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// forwardAuthPeer reports whether r comes from a peer whose forward-auth
+// headers are believed: loopback (the nginx and Caddy recipes run on the
+// same host) or TrustedProxies.
+func (p *Proxy) forwardAuthPeer(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.IsLoopback() {
+		return true
+	}
+	for _, pfx := range p.trusted {
+		if pfx.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedRequest is the original request that forward-auth request r
+// describes: r's headers (the credentials) with the method, URL and host of
+// the forwarding headers. A reason is returned when they are missing,
+// repeated, malformed or disagree.
+func forwardedRequest(r *http.Request) (*http.Request, middleware.Reason, string) {
+	uri, ok := agreeing(r.Header, forwardedURIHeaders)
+	if !ok {
+		return nil, ReasonForwardedConflict, "X-Forwarded-Uri and X-Original-URI are repeated or disagree"
+	}
+	method, ok := agreeing(r.Header, forwardedMethodHeaders)
+	if !ok {
+		return nil, ReasonForwardedConflict, "X-Forwarded-Method and X-Original-Method are repeated or disagree"
+	}
+	host, ok := single(r.Header, "X-Forwarded-Host")
+	if !ok {
+		return nil, ReasonForwardedConflict, "X-Forwarded-Host is repeated"
+	}
+	proto, ok := single(r.Header, "X-Forwarded-Proto")
+	if !ok {
+		return nil, ReasonForwardedConflict, "X-Forwarded-Proto is repeated"
+	}
+	if uri == "" || uri[0] != '/' {
+		return nil, ReasonForwardedInvalid, "the original URI (X-Forwarded-Uri or X-Original-URI) is missing or not a path"
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, ReasonForwardedInvalid, "the original URI is malformed"
+	}
+	if method == "" {
+		method = http.MethodGet
+	} else if !validHeaderName(method) {
+		return nil, ReasonForwardedInvalid, "the original method is malformed"
+	}
+	if host == "" {
+		host = r.Host
+	} else if !validHost(host) {
+		return nil, ReasonForwardedInvalid, "X-Forwarded-Host is malformed"
+	}
+	if proto != "" && proto != "http" && proto != "https" {
+		return nil, ReasonForwardedInvalid, "X-Forwarded-Proto is neither http nor https"
+	}
+	orig := new(http.Request)
+	*orig = *r
+	orig.Method = method
+	orig.URL = u
+	orig.RequestURI = uri
+	orig.Host = host
+	return orig, "", ""
+}
+
+// single returns the one value of header name ("" when absent); ok is false
+// when the header is sent more than once. A URI may hold commas; the other
+// forwarding headers may not (a comma-separated list is a chain of proxies,
+// and forward-auth believes one proxy, not a chain).
+func single(h http.Header, name string) (string, bool) {
+	vs := h[name]
+	switch {
+	case len(vs) == 0:
+		return "", true
+	case len(vs) > 1:
+		return "", false
+	case strings.IndexByte(vs[0], ',') >= 0 && name != forwardedURIHeaders[0] && name != forwardedURIHeaders[1]:
+		return "", false
+	}
+	return strings.TrimSpace(vs[0]), true
+}
+
+// agreeing returns the value named by either header of pair; ok is false
+// when one is repeated or both are present and differ.
+func agreeing(h http.Header, pair [2]string) (string, bool) {
+	a, ok := single(h, pair[0])
+	if !ok {
+		return "", false
+	}
+	b, ok := single(h, pair[1])
+	if !ok {
+		return "", false
+	}
+	if a != "" && b != "" && a != b {
+		return "", false
+	}
+	if a == "" {
+		a = b
+	}
+	return a, true
 }
 
 // rewrite builds the upstream request. Out's hop-by-hop and X-Forwarded-*
@@ -488,6 +658,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.Out.Header.Set("X-Request-Id", st.requestID)
+	if st.upstreamAuth != "" {
+		pr.Out.Header.Set("Authorization", st.upstreamAuth)
+	}
+	p.setIdentity(pr.Out.Header, st)
 	// The Host of the upstream request is the upstream's (SetURL sets
 	// Out.URL.Host; Out.Host is cleared so the transport uses it).
 	pr.Out.Host = ""
@@ -510,7 +684,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		route = st.route.Name
 	}
 	p.log.Warn("upstream error", zap.String("route", route), zap.Int("status", status), zap.Error(err))
-	writeJSON(w, status, code, msg)
+	writeJSON(w, status, code, "", msg)
 }
 
 // stripIdentity deletes every header that starts with the identity prefix,
@@ -737,16 +911,23 @@ func (s *idSource) next() string {
 }
 
 type jsonError struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	Error   string            `json:"error"`
+	Reason  middleware.Reason `json:"reason,omitempty"`
+	Message string            `json:"message"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, code, msg string) {
+// writeJSON writes the proxy's own errors (bad requests, no route, upstream
+// failures) in the Gate's body shape. reason may be empty; when set it also
+// goes in X-Clerk-Auth-Reason, like the Gate's rejections.
+func writeJSON(w http.ResponseWriter, status int, code string, reason middleware.Reason, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	body, _ := json.Marshal(jsonError{Error: code, Message: msg})
+	if reason != "" {
+		h.Set("X-Clerk-Auth-Reason", string(reason))
+	}
+	body, _ := json.Marshal(jsonError{Error: code, Reason: reason, Message: msg})
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }

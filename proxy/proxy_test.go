@@ -469,6 +469,7 @@ func TestForwardAuth(t *testing.T) {
 	expired := f.inst.MustMint(t, clerktest.WithExpiry(time.Now().Add(-time.Minute)))
 	auth := func(uriHeader, uri, token string) *http.Request {
 		r := httptest.NewRequest("GET", "http://sessiongate:8080/_sessiongate/auth", nil)
+		r.RemoteAddr = "127.0.0.1:40000" // the front proxy, on loopback
 		r.Header.Set(uriHeader, uri)
 		r.Header.Set("Sec-Fetch-Dest", "document") // navigations are never redirected here
 		if token != "" {
@@ -490,7 +491,7 @@ func TestForwardAuth(t *testing.T) {
 		{"expired", auth("X-Original-Uri", "/app", expired), 401, "token-expired", ""},
 		{"public route", auth("X-Original-Uri", "/public/x", ""), 200, "", ""},
 		{"role required", auth("X-Forwarded-Uri", "/admin", valid), 403, "missing-role", ""},
-		{"unclean URI", auth("X-Forwarded-Uri", "/public/../admin", valid), 400, "", ""},
+		{"unclean URI", auth("X-Forwarded-Uri", "/public/../admin", valid), 400, "path-not-clean", ""},
 	}
 	for _, tc := range cases {
 		w := httptest.NewRecorder()
@@ -513,6 +514,7 @@ func TestForwardAuthWithoutMatchingRouteFailsClosed(t *testing.T) {
 		return []proxy.Route{{Path: "/public", Upstream: up, Auth: proxy.Public}}
 	}, nil)
 	r := httptest.NewRequest("GET", "http://sessiongate/_sessiongate/auth", nil)
+	r.RemoteAddr = "127.0.0.1:40000"
 	r.Header.Set("X-Forwarded-Uri", "/other")
 	w := httptest.NewRecorder()
 	f.proxy.ServeHTTP(w, r)

@@ -77,6 +77,12 @@ type Route struct {
 	// renews expired sessions of browser navigations through Clerk's
 	// handshake (proxy/handshake.go). Ignored on public routes.
 	Handshake Handshake
+	// CaseInsensitive matches Path ignoring ASCII case ("/admin" also
+	// matches "/ADMIN/x"). Set it on the protected routes of an upstream
+	// that routes case-insensitively (Express by default, ASP.NET, IIS):
+	// otherwise "/ADMIN" is decided by a less protected route (often "/")
+	// while the upstream serves its /admin handler. Off by default.
+	CaseInsensitive bool
 }
 
 // UpstreamToken supplies the bearer token an upstream receives in place of
@@ -94,7 +100,6 @@ type route struct {
 
 func compileRoutes(rs []Route) ([]*route, error) {
 	out := make([]*route, 0, len(rs))
-	seen := map[string]int{}
 	for i, r := range rs {
 		if !strings.HasPrefix(r.Path, "/") {
 			return nil, fmt.Errorf("proxy: routes[%d]: path %q must start with /", i, r.Path)
@@ -115,11 +120,23 @@ func compileRoutes(rs []Route) ([]*route, error) {
 			}
 			cr.roles = append(cr.roles, role)
 		}
-		key := cr.host + " " + cr.prefix
-		if j, dup := seen[key]; dup {
-			return nil, fmt.Errorf("proxy: routes[%d] (%s) overlaps routes[%d]", i, r.Path, j)
+		if strings.IndexByte(r.Path, ';') >= 0 {
+			return nil, fmt.Errorf("proxy: routes[%d]: path %q must not contain ';'", i, r.Path)
 		}
-		seen[key] = i
+		// Two routes with one host and one prefix overlap; so do prefixes
+		// that differ only by case when either route ignores case. Routes
+		// are few: comparing every pair once at start-up is fine.
+		for j, prev := range out {
+			if prev.host != cr.host {
+				continue
+			}
+			if prev.prefix == cr.prefix {
+				return nil, fmt.Errorf("proxy: routes[%d] (%s) overlaps routes[%d]", i, r.Path, j)
+			}
+			if (prev.CaseInsensitive || r.CaseInsensitive) && strings.EqualFold(prev.prefix, cr.prefix) {
+				return nil, fmt.Errorf("proxy: routes[%d] (%s) overlaps routes[%d] when case is ignored", i, r.Path, j)
+			}
+		}
 		out = append(out, cr)
 	}
 	// Longest prefix first; at equal length, a route with a host first.
@@ -138,11 +155,105 @@ func match(routes []*route, p, host string) *route {
 		if r.host != "" && r.host != host {
 			continue
 		}
-		if r.prefix == "" || p == r.prefix || (strings.HasPrefix(p, r.prefix) && p[len(r.prefix)] == '/') {
+		if r.prefix == "" {
+			return r
+		}
+		if len(p) < len(r.prefix) {
+			continue
+		}
+		head := p[:len(r.prefix)]
+		if head != r.prefix && !(r.CaseInsensitive && asciiEqualFold(head, r.prefix)) {
+			continue
+		}
+		if len(p) == len(r.prefix) || p[len(r.prefix)] == '/' {
 			return r
 		}
 	}
 	return nil
+}
+
+// asciiEqualFold compares a and b ignoring ASCII case only. Unicode folding
+// (strings.EqualFold) would let "/\u212a" (Kelvin sign) equal "/k", which
+// no upstream router does.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Why a request path could not be routed.
+type pathProblem int
+
+const (
+	pathOK pathProblem = iota
+	// pathNotClean: dot segments, empty segments, a backslash or NUL.
+	pathNotClean
+	// pathAmbiguous: the path has ';' segment parameters, and it selects a
+	// different route once they are removed.
+	pathAmbiguous
+)
+
+// route picks the route for a decoded request path and a host (any case,
+// with or without port). It refuses paths that an upstream could read as
+// another path than the one sessiongate routed:
+//
+//   - unclean paths ("/public/../admin"): an upstream that normalises them
+//     reaches a path the policy was not chosen for;
+//   - paths with ';' parameters that select a different route without them.
+//     Java servlet containers (Tomcat, Jetty, Spring) remove "…;param" from
+//     every segment before routing, so "/admin;x/users" is their
+//     "/admin/users"; most other stacks keep it literally. The path is
+//     routed only when both readings select the same route, and the reading
+//     without parameters must be clean too ("/public/..;/admin").
+//
+// nil with pathOK means no route matched.
+func (p *Proxy) route(path, host string) (*route, pathProblem) {
+	if !cleanPath(path) {
+		return nil, pathNotClean
+	}
+	host = hostOnly(host)
+	rt := match(p.routes, path, host)
+	if strings.IndexByte(path, ';') < 0 {
+		return rt, pathOK
+	}
+	bare := stripPathParams(path)
+	if !cleanPath(bare) {
+		return nil, pathNotClean
+	}
+	if match(p.routes, bare, host) != rt {
+		return nil, pathAmbiguous
+	}
+	return rt, pathOK
+}
+
+// stripPathParams removes the ";…" parameters of every segment, as a
+// servlet container does: "/a;x=1/b;y" becomes "/a/b".
+func stripPathParams(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for len(p) > 0 {
+		seg, rest, more := strings.Cut(p, "/")
+		seg, _, _ = strings.Cut(seg, ";")
+		b.WriteString(seg)
+		if more {
+			b.WriteByte('/')
+		}
+		p = rest
+	}
+	return b.String()
 }
 
 // cleanPath reports whether p has no dot segments, no empty segments and no
