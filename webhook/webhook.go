@@ -7,9 +7,14 @@
 // entries, any one of which may match (secret rotation); timestamps more
 // than 5 minutes from now either way are refused; comparisons are constant
 // time. A message id seen before (within the tolerance window) is ignored.
+//
+// The Handler checks everything the headers decide before it reads the
+// body, then reads at most MaxBody bytes within its ReadTimeout: a sender
+// without the secret can hold little, for little time.
 package webhook
 
 import (
+	"container/heap"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -18,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,43 +71,76 @@ func NewVerifier(secret string, now func() time.Time) (*Verifier, error) {
 // It accepts the svix-* headers and their webhook-* (Standard Webhooks)
 // equivalents.
 func (v *Verifier) Verify(h http.Header, body []byte) (string, error) {
-	id, ts, sigs := header(h, "svix-id", "webhook-id"), header(h, "svix-timestamp", "webhook-timestamp"), header(h, "svix-signature", "webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return "", ErrMissingHeaders
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
+	d, err := v.parse(h)
 	if err != nil {
-		return "", ErrBadTimestamp
+		return "", err
+	}
+	if err := v.check(d, body); err != nil {
+		return "", err
+	}
+	return d.id, nil
+}
+
+// delivery is what the headers of a delivery say, checked offline.
+type delivery struct {
+	id, ts string
+	sigs   [][]byte // the v1 signatures, decoded, each sha256.Size long
+}
+
+// parse checks everything the headers alone decide: all three present, the
+// timestamp well-formed and within Tolerance, at least one v1 signature of
+// the right length. It is cheap (linear in the headers) and runs before
+// the body is read.
+func (v *Verifier) parse(h http.Header) (delivery, error) {
+	d := delivery{id: header(h, "svix-id", "webhook-id"), ts: header(h, "svix-timestamp", "webhook-timestamp")}
+	sigs := header(h, "svix-signature", "webhook-signature")
+	if d.id == "" || d.ts == "" || sigs == "" {
+		return d, ErrMissingHeaders
+	}
+	sec, err := strconv.ParseInt(d.ts, 10, 64)
+	if err != nil {
+		return d, ErrBadTimestamp
 	}
 	now := v.now()
 	t := time.Unix(sec, 0)
 	if now.Sub(t) > Tolerance {
-		return "", ErrTimestampTooOld
+		return d, ErrTimestampTooOld
 	}
 	if t.Sub(now) > Tolerance {
-		return "", ErrTimestampTooNew
+		return d, ErrTimestampTooNew
 	}
-	mac := hmac.New(sha256.New, v.key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	want := mac.Sum(nil)
 	for _, entry := range strings.Fields(sigs) {
 		version, sig, ok := strings.Cut(entry, ",")
 		if !ok || version != "v1" {
 			continue // other schemes (v1a, …) are not HMAC
 		}
 		got, err := base64.StdEncoding.DecodeString(sig)
-		if err != nil {
-			continue
+		if err != nil || len(got) != sha256.Size {
+			continue // could never match
 		}
+		d.sigs = append(d.sigs, got)
+	}
+	if len(d.sigs) == 0 {
+		return d, ErrNoValidSignature
+	}
+	return d, nil
+}
+
+// check verifies d's signatures over body in constant time.
+func (v *Verifier) check(d delivery, body []byte) error {
+	mac := hmac.New(sha256.New, v.key)
+	mac.Write([]byte(d.id))
+	mac.Write([]byte{'.'})
+	mac.Write([]byte(d.ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, got := range d.sigs {
 		if hmac.Equal(got, want) {
-			return id, nil
+			return nil
 		}
 	}
-	return "", ErrNoValidSignature
+	return ErrNoValidSignature
 }
 
 func header(h http.Header, names ...string) string {
@@ -132,13 +171,25 @@ type Seen interface {
 	Claim(id string, ttl time.Duration) bool
 }
 
-// MemorySeen is a bounded in-process Seen.
+// MemorySeen is a bounded in-process Seen. Each Claim costs O(log n) in
+// the number of ids held: ids are kept in a map and in a heap ordered by
+// expiry, so expired ids are dropped from the top of the heap as they come
+// due, and a full set of live ids forgets the one that expires first (with
+// the Handler's constant TTL, the oldest) instead of refusing the claim.
 type MemorySeen struct {
 	now func() time.Time
 	max int
 
-	mu  sync.Mutex // guards following
-	ids map[string]time.Time
+	mu       sync.Mutex // guards following
+	ids      map[string]*seenID
+	byExpiry expiryHeap
+}
+
+// seenID is one claimed id.
+type seenID struct {
+	id    string
+	until int64 // Unix nanoseconds; expired once now reaches it
+	index int   // in MemorySeen.byExpiry
 }
 
 // NewMemorySeen returns a Seen holding at most max ids (0: 100,000).
@@ -149,41 +200,87 @@ func NewMemorySeen(max int, now func() time.Time) *MemorySeen {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemorySeen{now: now, max: max, ids: make(map[string]time.Time)}
+	return &MemorySeen{now: now, max: max, ids: make(map[string]*seenID)}
 }
+
+var _ Seen = (*MemorySeen)(nil)
 
 // Claim implements Seen.
 func (m *MemorySeen) Claim(id string, ttl time.Duration) bool {
-	now := m.now()
+	now := m.now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if until, ok := m.ids[id]; ok && now.Before(until) {
-		return false
+	m.dropExpiredLocked(now)
+	if _, ok := m.ids[id]; ok {
+		return false // live: expired ids were just dropped
 	}
 	if len(m.ids) >= m.max {
-		for k, until := range m.ids {
-			if !now.Before(until) {
-				delete(m.ids, k)
-			}
-		}
-		if len(m.ids) >= m.max {
-			// Still full of live ids: forget an arbitrary one rather than
-			// refuse events. A replay of it would be re-applied, which is
-			// harmless for deny-list events (idempotent).
-			for k := range m.ids {
-				delete(m.ids, k)
-				break
-			}
-		}
+		// Full of live ids: forget the one that expires first rather than
+		// refuse events. A replay of it would be re-applied, which is
+		// harmless for deny-list events (idempotent).
+		m.removeLocked(m.byExpiry[0])
 	}
-	m.ids[id] = now.Add(ttl)
+	e := &seenID{id: id, until: now + int64(ttl)}
+	m.ids[id] = e
+	heap.Push(&m.byExpiry, e)
 	return true
+}
+
+// Len reports how many ids are held. Expired ids count until the next
+// Claim drops them.
+func (m *MemorySeen) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.ids)
+}
+
+// dropExpiredLocked forgets every id whose TTL has run out. Each id is
+// dropped once, so the cost is amortised over the claims that added them.
+func (m *MemorySeen) dropExpiredLocked(now int64) {
+	for len(m.byExpiry) > 0 && m.byExpiry[0].until <= now {
+		m.removeLocked(m.byExpiry[0])
+	}
+}
+
+func (m *MemorySeen) removeLocked(e *seenID) {
+	heap.Remove(&m.byExpiry, e.index)
+	delete(m.ids, e.id)
+}
+
+// expiryHeap is a min-heap of ids by expiry (container/heap).
+type expiryHeap []*seenID
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until < h[j].until }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*seenID)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 // Events that revoke a session.
 var revokingEvents = map[string]bool{"session.revoked": true, "session.ended": true, "session.removed": true}
 
 // Handler serves POST /_sessiongate/webhooks/clerk.
+//
+// Nothing a sender controls costs more than the headers before they pass
+// the offline checks: missing svix headers, a malformed or out-of-tolerance
+// timestamp, no well-formed v1 signature, or a Content-Length over MaxBody
+// are answered before a byte of the body is read. The body is then read
+// under a deadline (ReadTimeout) and a size cap (MaxBody), so a sender that
+// passes those checks (they need no secret) can hold at most MaxBody bytes
+// for at most ReadTimeout.
 type Handler struct {
 	// Verifier checks signatures. Required.
 	Verifier *Verifier
@@ -193,13 +290,27 @@ type Handler struct {
 	Revoke func(sid string)
 	// Logger. Nil: nop.
 	Logger *zap.Logger
+	// ReadTimeout bounds the reading of the body, from the moment the
+	// handler starts, through http.ResponseController: the proxy listener
+	// has no server-wide ReadTimeout. It also bounds net/http's draining of
+	// a body left unread after a refusal. Zero: DefaultReadTimeout.
+	// Negative: none (the server's own ReadTimeout, if any, applies).
+	ReadTimeout time.Duration
 
 	once sync.Once
 	seen Seen
 }
 
-// MaxBody is the largest webhook body accepted.
-const MaxBody = 1 << 20
+// MaxBody is the largest webhook body accepted: 64 KiB. Clerk's session
+// events are about 1 KiB; user and organization events, which this
+// handler ignores, stay well under it too. Subscribe the endpoint to the
+// session events only.
+const MaxBody = 64 << 10
+
+// DefaultReadTimeout is the Handler's ReadTimeout when none is set: ample
+// for MaxBody from Svix's senders, short enough that a flood of stalled
+// bodies holds little.
+const DefaultReadTimeout = 5 * time.Second
 
 type event struct {
 	Type string `json:"type"`
@@ -219,26 +330,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusMethodNotAllowed, "method_not_allowed", "")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	// Only when a body is announced: for a bodiless request net/http is
+	// already reading ahead on the connection, and a deadline reached there
+	// would cancel the request's context. Errors (a ResponseWriter without
+	// deadlines) leave the server's own timeouts in charge.
+	if d := h.readTimeout(); d > 0 && r.ContentLength != 0 {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+	}
+	d, err := h.Verifier.parse(r.Header)
 	if err != nil {
-		reply(w, http.StatusBadRequest, "bad_request", "webhook-body-unreadable")
+		refuseUnread(w, r, log, http.StatusBadRequest, verifyReason(err), err)
 		return
 	}
-	if len(body) > MaxBody {
-		reply(w, http.StatusRequestEntityTooLarge, "bad_request", "webhook-body-too-large")
+	if r.ContentLength > MaxBody {
+		refuseUnread(w, r, log, http.StatusRequestEntityTooLarge, "webhook-body-too-large", nil)
 		return
 	}
-	id, err := h.Verifier.Verify(r.Header, body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
-		reason := "webhook-signature-invalid"
+		var tooBig *http.MaxBytesError
 		switch {
-		case errors.Is(err, ErrMissingHeaders):
-			reason = "webhook-headers-missing"
-		case errors.Is(err, ErrBadTimestamp), errors.Is(err, ErrTimestampTooOld), errors.Is(err, ErrTimestampTooNew):
-			reason = "webhook-timestamp-invalid"
+		case errors.As(err, &tooBig):
+			log.Warn("webhook refused", zap.String("reason", "webhook-body-too-large"))
+			reply(w, http.StatusRequestEntityTooLarge, "bad_request", "webhook-body-too-large")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			log.Warn("webhook refused", zap.String("reason", "webhook-body-timeout"))
+			reply(w, http.StatusRequestTimeout, "request_timeout", "webhook-body-timeout")
+		default:
+			reply(w, http.StatusBadRequest, "bad_request", "webhook-body-unreadable")
 		}
-		log.Warn("webhook refused", zap.String("reason", reason), zap.Error(err))
-		reply(w, http.StatusBadRequest, "bad_request", reason)
+		return
+	}
+	if err := h.Verifier.check(d, body); err != nil {
+		log.Warn("webhook refused", zap.String("reason", verifyReason(err)), zap.Error(err))
+		reply(w, http.StatusBadRequest, "bad_request", verifyReason(err))
 		return
 	}
 	h.once.Do(func() {
@@ -249,8 +374,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	// Ids are kept for twice the tolerance: a replay older than that fails
 	// the timestamp check anyway.
-	if !h.seen.Claim(id, 2*Tolerance) {
-		log.Info("webhook replay ignored", zap.String("svix_id", sanitize(id)))
+	if !h.seen.Claim(d.id, 2*Tolerance) {
+		log.Info("webhook replay ignored", zap.String("svix_id", sanitize(d.id)))
 		reply(w, http.StatusOK, "", "duplicate")
 		return
 	}
@@ -268,6 +393,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Info("session revoked by webhook", zap.String("event", ev.Type), zap.String("sid", sanitize(ev.Data.ID)))
 	}
 	reply(w, http.StatusOK, "", "")
+}
+
+func (h *Handler) readTimeout() time.Duration {
+	if h.ReadTimeout == 0 {
+		return DefaultReadTimeout
+	}
+	return h.ReadTimeout
+}
+
+// refuseUnread answers a delivery refused before its body was read. The
+// connection is closed after the answer: net/http would otherwise drain
+// the unread body (up to the read deadline) before answering, to keep the
+// connection for a sender it has just refused.
+func refuseUnread(w http.ResponseWriter, r *http.Request, log *zap.Logger, status int, reason string, err error) {
+	log.Warn("webhook refused", zap.String("reason", reason), zap.Error(err))
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	reply(w, status, "bad_request", reason)
+}
+
+// verifyReason is the reason code of a Verifier error.
+func verifyReason(err error) string {
+	switch {
+	case errors.Is(err, ErrMissingHeaders):
+		return "webhook-headers-missing"
+	case errors.Is(err, ErrBadTimestamp), errors.Is(err, ErrTimestampTooOld), errors.Is(err, ErrTimestampTooNew):
+		return "webhook-timestamp-invalid"
+	default:
+		return "webhook-signature-invalid"
+	}
 }
 
 func reply(w http.ResponseWriter, status int, code, reason string) {

@@ -47,6 +47,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// ReservedReadTimeout bounds how long a request to a reserved path of
+	// the proxy listener (forward-auth, the webhook) may take to deliver
+	// its body, counted from when its handler starts. Zero or negative: 5s.
+	ReservedReadTimeout time.Duration
 }
 
 // keySource is a key source that can report readiness.
@@ -63,8 +67,11 @@ type App struct {
 	remote  *jwks.Remote // nil with a static key
 	gate    *middleware.Gate
 	proxy   *proxy.Proxy
+	handler http.Handler // the proxy, reserved paths bounded (guards.go)
 	metrics *metrics
 	admin   http.Handler
+
+	reservedReadTimeout time.Duration
 
 	api       *clerkapi.Client // nil without clerk.secret_key
 	deny      *sessioncheck.DenyList
@@ -97,7 +104,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
-	a := &App{cfg: cfg, log: log, templates: map[string]*templatetoken.Source{}}
+	a := &App{cfg: cfg, log: log, templates: map[string]*templatetoken.Source{}, reservedReadTimeout: opts.ReservedReadTimeout}
+	if a.reservedReadTimeout <= 0 {
+		a.reservedReadTimeout = defaultReservedReadTimeout
+	}
 
 	switch kind, u := cfg.KeySource(); kind {
 	case "static":
@@ -209,6 +219,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.handler = boundReserved(a.proxy, a.reservedReadTimeout)
 	a.admin = a.adminHandler()
 	return a, nil
 }
@@ -249,15 +260,16 @@ func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 			return nil, fmt.Errorf("routes[%d].session_check: %w", i, err)
 		}
 		pr := proxy.Route{
-			Path:         r.Path,
-			Host:         r.Host,
-			Upstream:     up,
-			Policy:       middleware.Policy{AllowPending: r.AllowPending, Sessions: checker},
-			RequireOrg:   r.Require.Org,
-			Roles:        r.Require.Roles,
-			Permissions:  r.Require.Permissions,
-			ForwardToken: r.ForwardsToken(),
-			Name:         r.Host + r.Path,
+			Path:            r.Path,
+			Host:            r.Host,
+			Upstream:        up,
+			Policy:          middleware.Policy{AllowPending: r.AllowPending, Sessions: checker},
+			RequireOrg:      r.Require.Org,
+			Roles:           r.Require.Roles,
+			Permissions:     r.Require.Permissions,
+			ForwardToken:    r.ForwardsToken(),
+			Name:            r.Host + r.Path,
+			CaseInsensitive: r.CaseInsensitive,
 		}
 		if r.TokenTemplate != "" {
 			src, err := a.templateSource(cfg, r.TokenTemplate)
@@ -300,7 +312,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (a *App) Gate() *middleware.Gate { return a.gate }
 
 // Handler is the proxy listener's handler.
-func (a *App) Handler() http.Handler { return a.proxy }
+func (a *App) Handler() http.Handler { return a.handler }
 
 // AdminHandler is the admin listener's handler.
 func (a *App) AdminHandler() http.Handler { return a.admin }
@@ -321,7 +333,8 @@ func (a *App) Close() {
 
 // adminHandler serves /healthz, /readyz and /metrics. /healthz and /readyz
 // are open (probes carry no credentials and the answers hold no secrets);
-// everything else requires the admin token when one is configured.
+// everything else requires the admin token when one is configured. Without
+// one, the listener is loopback-only and refuses browsers (refuseBrowsers).
 func (a *App) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -357,6 +370,9 @@ func (a *App) adminHandler() http.Handler {
 		mux.Handle("GET /debug/pprof/profile", a.requireAdmin(http.HandlerFunc(pprof.Profile)))
 		mux.Handle("GET /debug/pprof/symbol", a.requireAdmin(http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("GET /debug/pprof/trace", a.requireAdmin(http.HandlerFunc(pprof.Trace)))
+	}
+	if a.cfg.AdminToken == "" {
+		return refuseBrowsers(mux)
 	}
 	return mux
 }
@@ -415,13 +431,15 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 	errLog := zap.NewStdLog(a.log.Named("http"))
 	ps := &http.Server{
-		Handler:           a.proxy,
+		Handler:           a.handler,
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       a.cfg.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
 		// No ReadTimeout or WriteTimeout: request bodies may be long uploads
 		// and responses long streams (SSE, WebSockets). Slow clients are
-		// bounded by ReadHeaderTimeout and IdleTimeout.
+		// bounded by ReadHeaderTimeout and IdleTimeout; the reserved paths,
+		// which need neither, bound their bodies per request
+		// (Options.ReservedReadTimeout).
 		ErrorLog: errLog,
 	}
 	servers := []*http.Server{ps}

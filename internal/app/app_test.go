@@ -352,3 +352,25 @@ func TestGracefulDrain(t *testing.T) {
 	}
 	h.done <- nil // for the cleanup
 }
+
+// routes[].case_insensitive reaches the proxy: with it, /ADMIN is judged by
+// the protected /admin route; without it, by the public catch-all.
+func TestRouteCaseInsensitiveFromConfig(t *testing.T) {
+	t.Parallel()
+	for _, ci := range []bool{false, true} {
+		h := start(t, func(c *config.Config, _ *clerktest.Instance) {
+			c.Routes = []config.Route{
+				{Path: "/admin", Upstream: c.Upstream, CaseInsensitive: ci},
+				{Path: "/", Upstream: c.Upstream, Auth: config.AuthPublic},
+			}
+		}, nil)
+		h.waitReady(t, 200)
+		want := 200
+		if ci {
+			want = 401
+		}
+		if resp, _ := getWith(t, h.proxyURL+"/ADMIN/users", ""); resp.StatusCode != want {
+			t.Errorf("case_insensitive %v: /ADMIN/users answered %d, want %d", ci, resp.StatusCode, want)
+		}
+	}
+}

@@ -95,6 +95,8 @@ type hzOptions struct {
 	httpClient *http.Client
 	// logger replaces the observer logger (the secrets test tees to it).
 	logger *zap.Logger
+	// reservedReadTimeout is app.Options.ReservedReadTimeout.
+	reservedReadTimeout time.Duration
 }
 
 type hzApp struct {
@@ -147,7 +149,7 @@ func hzStart(t *testing.T, o hzOptions) *hzApp {
 	if o.logger != nil {
 		logger = o.logger
 	}
-	a, err := app.New(&cfg, app.Options{Logger: logger, Transport: o.transport, HTTPClient: o.httpClient})
+	a, err := app.New(&cfg, app.Options{Logger: logger, Transport: o.transport, HTTPClient: o.httpClient, ReservedReadTimeout: o.reservedReadTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

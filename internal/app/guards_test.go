@@ -1,0 +1,282 @@
+package app_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/webhook"
+)
+
+// stallAfter writes head on a new connection to addr, then sends nothing
+// more, and returns what the server answered before it closed the
+// connection (nil when it neither answered nor closed within bound), when
+// the first byte of the answer came, and when the connection closed.
+func stallAfter(t *testing.T, addr, head string, bound time.Duration) (answer []byte, firstByte, closed time.Duration) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(start.Add(bound))
+	br := bufio.NewReader(conn)
+	if _, err := br.Peek(1); err != nil {
+		return nil, 0, time.Since(start)
+	}
+	firstByte = time.Since(start)
+	answer, _ = io.ReadAll(br) // until the server closes the connection or the bound
+	return answer, firstByte, time.Since(start)
+}
+
+// TestReservedPathsCutOffSlowBodies: the proxy listener has no ReadTimeout
+// (uploads and streams pass through it), so each reserved endpoint bounds
+// its own body: a client that announces a body and stalls gets its answer
+// and is disconnected within the reserved read deadline, on forward-auth
+// (which never reads a body), the webhook (with headers that pass the
+// offline checks, so the body is awaited) and an unknown reserved path.
+// What is refused without reading the body is answered at once.
+func TestReservedPathsCutOffSlowBodies(t *testing.T) {
+	t.Parallel()
+	const readTimeout = 300 * time.Millisecond
+	h := hzStart(t, hzOptions{config: func(c *config.Config, i *clerktest.Instance) {
+		hostileRoutes(c, i)
+		c.Clerk.WebhookSecret = webhookSecret
+	}, reservedReadTimeout: readTimeout})
+	h.waitReady(t, 200)
+	now := time.Now()
+	sig, err := webhook.Sign(webhookSecret, "msg_slow", now, []byte("not this body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := fmt.Sprintf("svix-id: msg_slow\r\nsvix-timestamp: %d\r\nsvix-signature: %s\r\n", now.Unix(), sig)
+	for _, tc := range []struct {
+		name, head string
+		status     int
+		prompt     bool // answered before the deadline
+	}{
+		{"forward-auth", "POST /_sessiongate/auth HTTP/1.1\r\nHost: gate\r\nX-Forwarded-Uri: /private\r\nX-Forwarded-Method: GET\r\nX-Forwarded-Host: app\r\n", 401, true},
+		{"webhook with signed headers", "POST /_sessiongate/webhooks/clerk HTTP/1.1\r\nHost: gate\r\n" + signed, 408, false},
+		{"webhook without svix headers", "POST /_sessiongate/webhooks/clerk HTTP/1.1\r\nHost: gate\r\n", 400, true},
+		{"unknown reserved path", "POST /_sessiongate/nothing HTTP/1.1\r\nHost: gate\r\n", 404, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			answer, first, took := stallAfter(t, h.proxyAddr, tc.head+"Content-Length: 4096\r\n\r\n{\"a\"", readTimeout+5*time.Second)
+			if len(answer) == 0 {
+				t.Fatalf("no answer and no disconnect within %s", took.Round(time.Millisecond))
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(answer))), nil)
+			if err != nil {
+				t.Fatalf("answer %q: %v", answer, err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if took > readTimeout+2*time.Second {
+				t.Errorf("the stalled body held the connection %s (reserved read deadline %s)", took, readTimeout)
+			}
+			if tc.prompt && first >= readTimeout {
+				t.Errorf("answered after %s, want before the read deadline (%s)", first, readTimeout)
+			}
+			t.Logf("answered %s after %s, disconnected after %s", resp.Status, first.Round(time.Millisecond), took.Round(time.Millisecond))
+		})
+	}
+	if got := h.up.paths(); len(got) != 0 {
+		t.Fatalf("the upstream saw %v", got)
+	}
+}
+
+// deadlineRecorder is a ResponseWriter that records the read deadlines a
+// handler sets through http.ResponseController.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) SetReadDeadline(t time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+// TestReservedReadDeadlineOnlyForBodies: the read deadline is set only
+// where a body is announced on a reserved path. A bodiless request gets
+// none: its connection is already being watched for the next request, and
+// a deadline there would cancel the request's context once it passed.
+// Routes to upstreams never get one (long uploads are theirs to bound).
+func TestReservedReadDeadlineOnlyForBodies(t *testing.T) {
+	t.Parallel()
+	h := hzStart(t, hzOptions{config: func(c *config.Config, i *clerktest.Instance) {
+		hostileRoutes(c, i)
+		c.Clerk.WebhookSecret = webhookSecret
+	}})
+	h.waitReady(t, 200)
+	for _, tc := range []struct {
+		method, path, body string
+		chunked            bool
+		want               bool
+	}{
+		{"GET", "/_sessiongate/auth", "", false, false},
+		{"POST", "/_sessiongate/auth", "x", false, true},
+		{"POST", "/_sessiongate/auth", "x", true, true},
+		{"POST", "/_sessiongate/webhooks/clerk", "{}", false, true},
+		{"POST", "/_sessiongate/webhooks/clerk", "", false, false},
+		{"POST", "/_sessiongate/other", "x", false, true},
+		{"POST", "/public/upload", "a long upload", false, false},
+		{"POST", "/public/upload", "a long upload", true, false},
+	} {
+		name := fmt.Sprintf("%s %s body=%q chunked=%v", tc.method, tc.path, tc.body, tc.chunked)
+		r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		if tc.body == "" {
+			r = httptest.NewRequest(tc.method, tc.path, nil)
+		}
+		if tc.chunked {
+			r.ContentLength = -1
+		}
+		w := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+		before := time.Now()
+		h.app.Handler().ServeHTTP(w, r)
+		switch {
+		case !tc.want && len(w.deadlines) != 0:
+			t.Errorf("%s: read deadlines %v set, want none", name, w.deadlines)
+		case tc.want && len(w.deadlines) == 0:
+			t.Errorf("%s: no read deadline set", name)
+		case tc.want:
+			for _, d := range w.deadlines {
+				if !d.After(before) || d.After(before.Add(time.Minute)) {
+					t.Errorf("%s: read deadline %s from now", name, d.Sub(before))
+				}
+			}
+		}
+	}
+}
+
+// adminRequest sends method path to the admin listener with a Host and
+// headers of the test's choosing and returns the status and JSON body.
+func adminRequest(t *testing.T, adminURL, method, path, host string, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, adminURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+	}
+	return resp.StatusCode, body
+}
+
+// TestAdminWithoutTokenRefusesBrowsers: without admin_token the admin
+// listener is loopback-only, and the only callers it expects are local
+// tools (curl, the CLI, probes). A browser is its way in from elsewhere: a
+// cross-site form POST (CSRF) or a page whose name was rebound to
+// 127.0.0.1 (DNS rebinding). So any request a browser marks as coming
+// from a page (Origin, or a Sec-Fetch-Site other than "none"), or whose
+// Host is not a loopback name, is refused with 403 and nothing happens.
+func TestAdminWithoutTokenRefusesBrowsers(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil, nil)
+	h.waitReady(t, 200)
+	port := h.adminURL[strings.LastIndex(h.adminURL, ":")+1:]
+	sid := h.inst.CreateSession("user_admin_csrf")
+	revoke := "/sessions/" + sid + "/revoke"
+	refused := []struct {
+		name, method, path, host string
+		header                   map[string]string
+	}{
+		{"cross-site form POST", "POST", revoke, "", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}},
+		{"Origin only", "POST", revoke, "", map[string]string{"Origin": "https://evil.example"}},
+		{"opaque Origin", "POST", revoke, "", map[string]string{"Origin": "null"}},
+		{"loopback Origin", "POST", revoke, "", map[string]string{"Origin": "http://127.0.0.1:" + port}},
+		{"Sec-Fetch-Site cross-site", "POST", revoke, "", map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{"Sec-Fetch-Site same-site", "POST", revoke, "", map[string]string{"Sec-Fetch-Site": "same-site"}},
+		{"Sec-Fetch-Site same-origin", "POST", revoke, "", map[string]string{"Sec-Fetch-Site": "same-origin"}},
+		{"rebound Host", "POST", revoke, "evil.example", nil},
+		{"rebound Host with port", "POST", revoke, "evil.example:" + port, nil},
+		{"Host resolving to loopback elsewhere", "GET", "/metrics", "127.0.0.1.nip.io:" + port, nil},
+		{"Host a private address", "GET", "/metrics", "10.0.0.1:" + port, nil},
+		{"Host localhost with a trailing dot", "GET", "/metrics", "localhost.:" + port, nil},
+		{"metrics read by a rebound page", "GET", "/metrics", "evil.example:" + port, map[string]string{"Sec-Fetch-Site": "same-origin"}},
+		{"probe from a rebound page", "GET", "/readyz", "evil.example:" + port, nil},
+	}
+	for _, tc := range refused {
+		status, body := adminRequest(t, h.adminURL, tc.method, tc.path, tc.host, tc.header)
+		if status != http.StatusForbidden || body["status"] != "forbidden" {
+			t.Errorf("%s: %d %v, want 403 forbidden", tc.name, status, body)
+		}
+	}
+	if info, _ := h.inst.Session(sid); info.Status != "active" {
+		t.Fatalf("a refused request revoked the session: %q at Clerk", info.Status)
+	}
+	accepted := []struct {
+		name, method, path, host string
+		header                   map[string]string
+	}{
+		{"healthz on localhost", "GET", "/healthz", "localhost", nil},
+		{"readyz on 127.0.0.1", "GET", "/readyz", "127.0.0.1:" + port, nil},
+		{"metrics on [::1]", "GET", "/metrics", "[::1]:" + port, nil},
+		{"metrics on LOCALHOST", "GET", "/metrics", "LOCALHOST:" + port, nil},
+		{"metrics typed into the address bar", "GET", "/metrics", "", map[string]string{"Sec-Fetch-Site": "none"}},
+		{"revoke with curl", "POST", revoke, "127.0.0.1:" + port, nil},
+	}
+	for _, tc := range accepted {
+		if status, body := adminRequest(t, h.adminURL, tc.method, tc.path, tc.host, tc.header); status != http.StatusOK {
+			t.Errorf("%s: %d %v, want 200", tc.name, status, body)
+		}
+	}
+	if info, _ := h.inst.Session(sid); info.Status != "revoked" {
+		t.Fatalf("the loopback revoke did not reach Clerk: %q", info.Status)
+	}
+}
+
+// TestAdminWithTokenIgnoresBrowserHeaders: with admin_token the token is
+// the guard (a browser cannot attach it cross-site), so Origin and Host
+// change nothing: the token path works as before.
+func TestAdminWithTokenIgnoresBrowserHeaders(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *config.Config, _ *clerktest.Instance) { c.AdminToken = "s3cret-admin" }, nil)
+	h.waitReady(t, 200)
+	sid := h.inst.CreateSession("user_admin_token")
+	browser := map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+	if status, _ := adminRequest(t, h.adminURL, "POST", "/sessions/"+sid+"/revoke", "evil.example", browser); status != http.StatusUnauthorized {
+		t.Errorf("revoke without the token: %d, want 401", status)
+	}
+	if status, _ := adminRequest(t, h.adminURL, "GET", "/readyz", "evil.example", browser); status != http.StatusOK {
+		t.Errorf("readyz: %d, want 200", status)
+	}
+	browser["Authorization"] = "Bearer s3cret-admin"
+	if status, body := adminRequest(t, h.adminURL, "POST", "/sessions/"+sid+"/revoke", "sessiongate.internal:9090", browser); status != http.StatusOK {
+		t.Errorf("revoke with the token: %d %v, want 200", status, body)
+	}
+	if info, _ := h.inst.Session(sid); info.Status != "revoked" {
+		t.Fatalf("status at Clerk: %q", info.Status)
+	}
+}
