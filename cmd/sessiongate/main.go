@@ -5,7 +5,7 @@
 //	sessiongate serve   [--config FILE] [--listen ADDR] [--upstream URL]   (default)
 //	sessiongate dev     [--listen ADDR]                 fake Clerk + demo upstream + gate
 //	sessiongate dev token [--user ID] [--org ID] ...    mint another dev token
-//	sessiongate verify  [--config FILE] TOKEN           claims as JSON (exit 0) or the reason (exit 1)
+//	sessiongate verify  [--config FILE] TOKEN|-         claims as JSON (exit 0) or the reason (exit 1); -: stdin
 //	sessiongate sessions list|get|revoke|verify|token   Backend API Sessions calls
 //	sessiongate config check [FILE]                     validate, print the effective config, secrets redacted
 //	sessiongate version
@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,14 +40,14 @@ import (
 var version = ""
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `usage:
   sessiongate serve   [--config FILE] [--listen ADDR] [--upstream URL] [--admin-listen ADDR]
   sessiongate dev     [--listen ADDR] [--clerk-listen ADDR] [--admin-listen ADDR]
   sessiongate dev token [--user ID] [--org ID] [--role ROLE] [--slug SLUG]
-  sessiongate verify  [--config FILE] TOKEN
+  sessiongate verify  [--config FILE] TOKEN|-   (-: the token from stdin)
   sessiongate sessions list|get|revoke|verify|token ...   (CLERK_SECRET_KEY, CLERK_API_URL)
   sessiongate config check [FILE]
   sessiongate version
@@ -55,7 +56,7 @@ Configuration: a YAML file (--config or SESSIONGATE_CONFIG), the environment
 (CLERK_*, SESSIONGATE_*), then flags. See docs/configuration.md.
 `
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		return runServe(nil, stderr)
 	}
@@ -68,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return runDev(args[1:], stdout, stderr)
 	case "verify":
-		return runVerify(args[1:], stdout, stderr)
+		return runVerify(args[1:], stdin, stdout, stderr)
 	case "sessions":
 		return runSessions(args[1:], stdout, stderr)
 	case "config":
@@ -150,9 +151,15 @@ func runServe(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// maxVerifyInput bounds what verify reads from stdin: far above the 16 KiB
+// a token may have, far below anything that could hurt.
+const maxVerifyInput = 64 << 10
+
 // runVerify verifies one token with the configured instance. It needs only
-// the clerk settings: a configuration without routes is accepted.
-func runVerify(args []string, stdout, stderr io.Writer) int {
+// the clerk settings: a configuration without routes is accepted. The token
+// is the argument, or stdin when the argument is "-": an argument is seen
+// by anyone who can run ps, and stays in the shell's history.
+func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sessiongate verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "YAML configuration file (default: $SESSIONGATE_CONFIG)")
@@ -161,8 +168,25 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: sessiongate verify [--config FILE] TOKEN")
+		fmt.Fprintln(stderr, "usage: sessiongate verify [--config FILE] TOKEN|-   (-: read the token from stdin)")
 		return 2
+	}
+	token := fs.Arg(0)
+	if token == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxVerifyInput+1))
+		if err != nil {
+			fmt.Fprintln(stderr, "sessiongate verify: reading stdin:", err)
+			return 2
+		}
+		if len(data) > maxVerifyInput {
+			fmt.Fprintf(stderr, "sessiongate verify: stdin holds more than %d bytes; a token has at most 16 KiB\n", maxVerifyInput)
+			return 2
+		}
+		token = strings.TrimSpace(string(data))
+		if token == "" {
+			fmt.Fprintln(stderr, "sessiongate verify: no token on stdin")
+			return 2
+		}
 	}
 	// verify never proxies: a placeholder upstream lets a configuration that
 	// has only the clerk settings validate. Routes of a full configuration
@@ -181,7 +205,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	claims, err := a.Gate().Verify(ctx, fs.Arg(0))
+	claims, err := a.Gate().Verify(ctx, token)
 	if err != nil {
 		_, reason, msg := middleware.Outcome(err)
 		fmt.Fprintln(stdout, reason)

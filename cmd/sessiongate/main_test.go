@@ -172,15 +172,39 @@ func TestBinaryVerify(t *testing.T) {
 		var out bytes.Buffer
 		cmd := command(ctx, env, "verify", tc.token)
 		cmd.Stdout = &out
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tc.code || !strings.Contains(out.String(), tc.stdout) {
+		if code := exitCode(t, cmd.Run()); code != tc.code || !strings.Contains(out.String(), tc.stdout) {
 			t.Errorf("%s: exit %d, stdout %q; want %d and %q", tc.name, code, out.String(), tc.code, tc.stdout)
+		}
+	}
+}
+
+// verify takes the token from stdin with "-", so that it is not in ps or the
+// shell's history; the argument form stays.
+func TestBinaryVerifyReadsTheTokenFromStdin(t *testing.T) {
+	t.Parallel()
+	inst := clerktest.Start(t, clerktest.Options{})
+	env := []string{"SESSIONGATE_ISSUER=" + inst.Issuer(), "SESSIONGATE_JWKS_URL=" + inst.FrontendJWKSURL()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	valid := inst.MustMint(t, clerktest.WithUser("user_stdin"))
+	for _, tc := range []struct {
+		name   string
+		stdin  string
+		code   int
+		stdout string
+	}{
+		{"token on stdin", valid, 0, `"Subject": "user_stdin"`},
+		{"token and a newline on stdin", valid + "\n", 0, `"Subject": "user_stdin"`},
+		{"expired token on stdin", inst.MustMint(t, clerktest.WithExpiry(time.Now().Add(-time.Hour))), 1, "token-expired"},
+		{"empty stdin", "", 2, ""},
+		{"oversized stdin", strings.Repeat("a", 70<<10), 2, ""},
+	} {
+		var out, errb bytes.Buffer
+		cmd := command(ctx, env, "verify", "-")
+		cmd.Stdin = strings.NewReader(tc.stdin)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if code := exitCode(t, cmd.Run()); code != tc.code || !strings.Contains(out.String(), tc.stdout) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %d and %q", tc.name, code, out.String(), errb.String(), tc.code, tc.stdout)
 		}
 	}
 }
@@ -257,4 +281,15 @@ func TestBinaryUsageAndVersion(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "clerk.issuer") {
 		t.Fatalf("serve without issuer: %v %q", err, errb.String())
 	}
+}
+
+// exitCode is the exit status of a command that ran (Run's error).
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
