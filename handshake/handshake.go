@@ -103,13 +103,32 @@ type Config struct {
 	// ExchangeTimeout bounds one exchange. Zero: DefaultExchangeTimeout.
 	ExchangeTimeout time.Duration
 	// NonceRate is the most nonce exchanges per second, sustained, over
-	// all requests. An exchange over the limit is not attempted and the
-	// request ends as after a failed one (signed-out, the nonce deleted).
+	// all requests: the cap on what nonces cost the Backend API. An
+	// exchange over a limit (this one or a client's) is not attempted: the
+	// request is signed-out with session-status-unavailable (503 with
+	// Retry-After) and its nonce cookie is kept, for the browser to retry.
 	// Zero: DefaultNonceRate.
 	NonceRate float64
 	// NonceBurst is how many exchanges may run back to back before
-	// NonceRate applies. Zero: DefaultNonceBurst.
+	// NonceRate applies. Half of it is a reserve that only a client within
+	// its own budget may spend. Zero: DefaultNonceBurst.
 	NonceBurst int
+	// NonceClientRate and NonceClientBurst are each client's own budget
+	// (clients told apart by ClientKey). A client within it may spend any
+	// of the process's exchanges; a client over it only those above the
+	// reserve, so that no single client can use up what other clients'
+	// returning handshakes need. Zero: DefaultNonceClientRate,
+	// DefaultNonceClientBurst.
+	NonceClientRate  float64
+	NonceClientBurst int
+	// ClientKey names the client r comes from, for its budget; it is
+	// called only for a request about to start an exchange. Every distinct
+	// key is a fresh budget, so it MUST NOT return anything a client picks
+	// freely, such as a forwarding header from a peer nobody trusts.
+	// Keys are cut to 64 bytes and the 4,096 most recent are remembered.
+	// Nil: the IP address of r.RemoteAddr. sessiongate sets it to
+	// proxy.ClientKey(proxy.ClientAddr(r, trusted_proxies)).
+	ClientKey func(r *http.Request) string
 	// NonceFailureTTL is how long a nonce whose exchange failed is refused
 	// without another call. Zero: DefaultNonceFailureTTL.
 	NonceFailureTTL time.Duration
@@ -182,27 +201,32 @@ func New(cfg Config) (*Handshaker, error) {
 }
 
 func newNonces(cfg Config, log *zap.Logger) (*nonces, error) {
-	if cfg.NonceRate < 0 || cfg.NonceBurst < 0 || cfg.NonceFailureTTL < 0 {
-		return nil, errors.New("handshake: Config.NonceRate, NonceBurst and NonceFailureTTL must not be negative")
+	if cfg.NonceRate < 0 || cfg.NonceBurst < 0 || cfg.NonceClientRate < 0 || cfg.NonceClientBurst < 0 || cfg.NonceFailureTTL < 0 {
+		return nil, errors.New("handshake: Config.NonceRate, NonceBurst, NonceClientRate, NonceClientBurst and NonceFailureTTL must not be negative")
 	}
 	failed, err := lru.New[string, time.Time](nonceFailureCacheSize)
 	if err != nil {
 		return nil, err
 	}
 	n := &nonces{
-		x:       cfg.Exchanger,
-		timeout: cfg.ExchangeTimeout,
-		ttl:     cmp.Or(cfg.NonceFailureTTL, DefaultNonceFailureTTL),
-		now:     cfg.Now,
-		log:     log,
-		failed:  failed,
-		bucket:  newBucket(cmp.Or(cfg.NonceRate, DefaultNonceRate), cmp.Or(cfg.NonceBurst, DefaultNonceBurst)),
+		x:         cfg.Exchanger,
+		timeout:   cfg.ExchangeTimeout,
+		ttl:       cmp.Or(cfg.NonceFailureTTL, DefaultNonceFailureTTL),
+		now:       cfg.Now,
+		log:       log,
+		clientKey: cfg.ClientKey,
+		failed:    failed,
+		limit: newLimiter(cmp.Or(cfg.NonceRate, DefaultNonceRate), cmp.Or(cfg.NonceBurst, DefaultNonceBurst),
+			cmp.Or(cfg.NonceClientRate, DefaultNonceClientRate), cmp.Or(cfg.NonceClientBurst, DefaultNonceClientBurst)),
 	}
 	if n.timeout <= 0 {
 		n.timeout = DefaultExchangeTimeout
 	}
 	if n.now == nil {
 		n.now = time.Now
+	}
+	if n.clientKey == nil {
+		n.clientKey = peerIP
 	}
 	return n, nil
 }
@@ -212,7 +236,8 @@ func (h *Handshaker) NonceStats() NonceStats {
 	n := h.nonces
 	return NonceStats{
 		Exchanges: n.exchanges.Load(), ExchangeFailures: n.exchangeFailures.Load(),
-		CachedFailures: n.cachedFailures.Load(), RateLimited: n.rateLimited.Load(), Ignored: n.ignored.Load(),
+		CachedFailures: n.cachedFailures.Load(), RateLimited: n.rateLimited.Load(), RateLimitedClient: n.rateLimitedClient.Load(),
+		Ignored: n.ignored.Load(),
 	}
 }
 

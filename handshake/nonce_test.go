@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -151,8 +152,9 @@ func TestNonceFailureCachedBriefly(t *testing.T) {
 	}
 }
 
-// A flood of distinct nonces costs at most the rate limiter's budget of
-// Backend API calls; the rest end as a failed exchange would.
+// A flood of distinct nonces from distinct clients costs at most the
+// process's budget of Backend API calls; the rest are refused without a
+// call, and their cookies kept for a retry.
 func TestNonceExchangesRateLimited(t *testing.T) {
 	e := newEnv(t, nil)
 	// A token that outlives the clock's jumps below.
@@ -162,15 +164,13 @@ func TestNonceExchangesRateLimited(t *testing.T) {
 	flood := func(from, count int) {
 		t.Helper()
 		for i := from; i < from+count; i++ {
-			o := e.run(request("GET", "/", nav, kv{"__clerk_handshake_nonce", fmt.Sprintf("nonce_%d", i)}))
+			r := request("GET", "/", nav, kv{"__clerk_handshake_nonce", fmt.Sprintf("nonce_%d", i)})
+			r.RemoteAddr = fmt.Sprintf("198.51.%d.%d:40000", i/250, i%250+1)
+			o := e.run(r)
 			if o.Status == handshake.SignedIn {
 				continue
 			}
-			// Over the limit: as a failed exchange, the nonce deleted.
-			wantSignedOut(t, o, middleware.ReasonSessionTokenMissing, handshake.ReasonSessionTokenMissing)
-			if len(o.SetCookie) == 0 {
-				t.Fatal("a refused nonce is not deleted")
-			}
+			wantRateLimited(t, o)
 		}
 	}
 	flood(0, 200)
@@ -266,5 +266,168 @@ func TestHandshakeTokenInClerksFormat(t *testing.T) {
 			o := e.run(request("GET", "/", nav, kv{"__clerk_handshake", tok}))
 			wantSignedOut(t, o, middleware.ReasonSessionTokenMissing, handshake.ReasonSessionTokenAndUATMissing)
 		})
+	}
+}
+
+// wantRateLimited checks the outcome of a nonce the rate limit kept from
+// being exchanged: 503 session-status-unavailable (the browser may retry),
+// not stored, and no cookie deleted: the nonce is still good at Clerk.
+func wantRateLimited(t *testing.T, o *handshake.Outcome) {
+	t.Helper()
+	wantSignedOut(t, o, middleware.ReasonSessionStatusUnavailable, "")
+	if st, _, _ := middleware.Outcome(o.Err); st != http.StatusServiceUnavailable {
+		t.Errorf("a rate-limited nonce is answered %d, want 503", st)
+	}
+	if len(o.SetCookie) != 0 {
+		t.Fatalf("a rate-limited nonce sets cookies %q: the browser could not retry it", o.SetCookie)
+	}
+	if !o.NoStore {
+		t.Error("a rate-limited answer may be stored")
+	}
+}
+
+// One client sending forged navigations with random nonces (a
+// Sec-Fetch-Dest header costs nothing) spends its own budget and the
+// process's spare exchanges, never the reserve that other clients'
+// returning handshakes draw on: every genuine return from another address
+// is exchanged, during the flood and after it.
+func TestNonceFloodFromOneClientDoesNotStopOthers(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.mint(t, clerktest.WithLifetime(3*time.Hour))
+	directives := []string{"__client_uat=" + itoa(e.now()) + "; Path=/", "__session=" + tok + "; Path=/"}
+	e.exch.fn = func(_ context.Context, nonce string) ([]string, error) {
+		if strings.HasPrefix(nonce, "genuine_") {
+			return directives, nil
+		}
+		return nil, errors.New("invalid_nonce")
+	}
+	// 20 forged navigations a second for a minute, four times the
+	// process's rate, and a genuine return from a new address every 3 s.
+	const perSecond, seconds = 20, 60
+	genuine := 0
+	for i := range perSecond * seconds {
+		r := request("GET", "/", nav, kv{"__clerk_handshake_nonce", fmt.Sprintf("forged_%d", i)})
+		r.RemoteAddr = "203.0.113.66:40000"
+		e.run(r)
+		if i%(3*perSecond) == 3*perSecond-1 {
+			genuine++
+			g := request("GET", "/", nav, kv{"__clerk_handshake_nonce", fmt.Sprintf("genuine_%d", genuine)})
+			g.RemoteAddr = fmt.Sprintf("198.51.100.%d:50000", genuine)
+			if o := e.run(g); o.Status != handshake.SignedIn {
+				t.Fatalf("after %d forged navigations in %.1f s, a genuine return from another address: %v (%v)",
+					i+1, float64(i+1)/perSecond, o.Status, o.Err)
+			}
+		}
+		e.clk.Advance(time.Second / perSecond)
+	}
+	// The process's cap still holds over everything.
+	if n := len(e.exch.calls()); n > handshake.DefaultNonceBurst+handshake.DefaultNonceRate*seconds {
+		t.Errorf("%d exchanges in %d s, over the process's budget", n, seconds)
+	}
+	if st := e.hs.NonceStats(); st.RateLimited == 0 {
+		t.Errorf("the flood was not rate-limited: %+v", st)
+	}
+}
+
+// A nonce the rate limit kept from being exchanged is still good at Clerk:
+// its cookie (and a handshake cookie beside it) is kept, the answer says to
+// retry, and the retry is exchanged once there is budget again.
+func TestRateLimitedNonceIsKeptForARetry(t *testing.T) {
+	tok := func(e *env) string { return e.mint(t, clerktest.WithLifetime(3*time.Hour)) }
+	for _, tc := range []struct {
+		name   string
+		mutate func(*handshake.Config)
+		// spend uses up the budget the last request needs.
+		spend func(e *env)
+		// client is the address of the request that is refused.
+		client string
+		wait   time.Duration
+	}{
+		{
+			name:   "the process's budget is spent",
+			mutate: func(c *handshake.Config) { c.NonceBurst, c.NonceRate = 1, 0.01 },
+			spend: func(e *env) {
+				r := request("GET", "/", nav, kv{"__clerk_handshake_nonce", "spent"})
+				r.RemoteAddr = "198.51.100.1:40000"
+				e.run(r)
+			},
+			client: "198.51.100.2:40000",
+			wait:   100 * time.Second,
+		},
+		{
+			name: "the client's budget and the process's spare are spent",
+			spend: func(e *env) {
+				for i := range 50 {
+					r := request("GET", "/", nav, kv{"__clerk_handshake_nonce", fmt.Sprintf("spent_%d", i)})
+					r.RemoteAddr = "203.0.113.66:40000"
+					e.run(r)
+				}
+			},
+			client: "203.0.113.66:40001",
+			wait:   time.Minute,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.mutate)
+			directives := []string{"__client_uat=" + itoa(e.now()) + "; Path=/", "__session=" + tok(e) + "; Path=/"}
+			e.exch.fn = func(_ context.Context, nonce string) ([]string, error) {
+				if nonce == "kept" {
+					return directives, nil
+				}
+				return nil, errors.New("invalid_nonce")
+			}
+			tc.spend(e)
+			before := len(e.exch.calls())
+			k, _ := keys(t)
+			hsTok := handshakeJWT(t, k, nil, "", directives, nil)
+			r := request("GET", "/", nav, kv{"__clerk_handshake_nonce", "kept"}, kv{"__clerk_handshake", hsTok})
+			r.RemoteAddr = tc.client
+			wantRateLimited(t, e.run(r))
+			if n := len(e.exch.calls()); n != before {
+				t.Fatalf("%d exchanges for a refused nonce", n-before)
+			}
+			if st := e.hs.NonceStats(); st.RateLimited == 0 {
+				t.Errorf("not counted: %+v", st)
+			}
+			// The browser retries with the same cookie once there is budget.
+			e.clk.Advance(tc.wait)
+			o := e.run(r)
+			wantSignedIn(t, o, "user_1")
+			if n := len(e.exch.calls()); n != before+1 {
+				t.Errorf("%d exchanges for the retry, want 1", n-before)
+			}
+		})
+	}
+}
+
+// Config.ClientKey tells clients apart: requests it puts under one key
+// share one budget, whatever their peer address.
+func TestNonceClientKey(t *testing.T) {
+	e := newEnv(t, func(c *handshake.Config) {
+		c.ClientKey = func(r *http.Request) string { return r.Header.Get("X-Test-Client") }
+	})
+	e.exch.fn = func(context.Context, string) ([]string, error) { return nil, errors.New("invalid_nonce") }
+	send := func(client string, i int) *handshake.Outcome {
+		r := request("GET", "/", nav, kv{"__clerk_handshake_nonce", fmt.Sprintf("%s_%d", client, i)})
+		r.RemoteAddr = fmt.Sprintf("198.51.100.%d:40000", i%250+1)
+		r.Header.Set("X-Test-Client", client)
+		return e.run(r)
+	}
+	for i := range 50 {
+		send("mallory", i)
+	}
+	// Its own budget, then the process's spare down to the reserve.
+	want := handshake.DefaultNonceBurst - handshake.DefaultNonceBurst/2
+	if n := len(e.exch.calls()); n != want {
+		t.Errorf("%d exchanges for one key from 50 addresses, want %d", n, want)
+	}
+	if st := e.hs.NonceStats(); st.RateLimitedClient != 50-uint64(want) || st.RateLimited != st.RateLimitedClient {
+		t.Errorf("stats %+v", st)
+	}
+	// Another key still has its own.
+	for i := range handshake.DefaultNonceClientBurst {
+		if o := send("alice", i); o.Err == nil || o.Err.Reason != middleware.ReasonSessionTokenMissing {
+			t.Fatalf("alice's nonce %d: %v, want exchanged (and failed)", i, o.Err)
+		}
 	}
 }

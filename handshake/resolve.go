@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 
 	"go.uber.org/zap"
@@ -32,13 +33,29 @@ func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 	var directives []string
 	switch {
 	case hsNonce != "":
-		// The nonce wins when both are present (Clerk's order). A consumed
-		// nonce is deleted whatever happens: the payload may not do it.
+		// The nonce wins when both are present (Clerk's order).
+		d, err := h.exchange(ctx, q.r, hsNonce)
+		if errors.Is(err, errNonceRateLimited) {
+			// Not attempted, so the nonce is still good at Clerk: keep both
+			// cookies and say "not now" rather than "signed out". Ending
+			// signed-out would send a signed-in user to the sign-in page
+			// (or serve an optional route anonymously) and, with the nonce
+			// deleted, the browser could never finish this handshake; a
+			// fresh redirect would only buy another nonce for the same
+			// limit. 503 with Retry-After and a reload exchanges it.
+			return q.finish(&Outcome{Status: SignedOut, NoStore: true, Err: &middleware.Error{
+				Reason:  middleware.ReasonSessionStatusUnavailable,
+				Message: "too many sign-in handshakes are being completed right now; reload in a few seconds",
+				Err:     err,
+			}})
+		}
+		// A consumed nonce is deleted whatever happened: the payload may not
+		// do it.
 		q.cleanup = append(q.cleanup, h.deletion(HandshakeNonceCookie)...)
 		if hsToken != "" {
 			q.cleanup = append(q.cleanup, h.deletion(HandshakeCookie)...)
 		}
-		directives = h.exchange(ctx, hsNonce)
+		directives = d
 	default:
 		d, err := h.verifyToken(ctx, hsToken)
 		if err != nil {
@@ -76,20 +93,26 @@ func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 	return nil
 }
 
-// exchange fetches a nonce's directives; any failure gives none (logged).
-func (h *Handshaker) exchange(ctx context.Context, nonce string) []string {
+// exchange fetches a nonce's directives for request r. Any failure gives
+// none (logged), and an error for resolve to tell a rate-limited nonce from
+// the others.
+func (h *Handshaker) exchange(ctx context.Context, r *http.Request, nonce string) ([]string, error) {
 	if h.nonces.x == nil {
 		h.log.Warn("Clerk handshake: a nonce arrived but no Backend API client is configured (clerk.secret_key); ending signed-out")
-		return nil
+		return nil, nil
 	}
-	d, err := h.nonces.exchange(ctx, nonce)
+	d, err := h.nonces.exchange(ctx, r, nonce)
 	if err != nil {
-		if ce := h.log.Check(nonceLogLevel(err), "Clerk handshake: exchanging the nonce failed; ending signed-out"); ce != nil {
+		msg := "Clerk handshake: exchanging the nonce failed; ending signed-out"
+		if errors.Is(err, errNonceRateLimited) {
+			msg = "Clerk handshake: the nonce was not exchanged (rate limit); answering 503 and keeping it"
+		}
+		if ce := h.log.Check(nonceLogLevel(err), msg); ce != nil {
 			ce.Write(zap.Error(err))
 		}
-		return nil
+		return nil, err
 	}
-	return d
+	return d, nil
 }
 
 // nonceLogLevel: an exchange that did not run (a cached failure, the rate

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sessiongate/sessiongate/middleware"
@@ -167,4 +168,52 @@ func TestLookupTimeoutCountsAsBackendFailure(t *testing.T) {
 	if st := svc.Stats(); !st.BreakerOpen || st.LookupErrors != 3 {
 		t.Fatalf("breaker open %v, lookup errors %d; want open, 3", st.BreakerOpen, st.LookupErrors)
 	}
+}
+
+// A cached-mode lookup is shared by the requests for one session that
+// arrive while it is in flight. The request that started it going away
+// ends neither the lookup nor the others' wait: the one that joined gets
+// the status, which is cached, and the breaker hears nothing of the
+// cancellation.
+func TestCachedLookupOutlivesTheFirstCallersCancellation(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.look.gate = make(chan struct{})
+		c := e.checker(t, sessioncheck.Cached, sessioncheck.Deny)
+		firstCtx, cancelFirst := context.WithCancel(context.Background())
+		defer cancelFirst()
+		first := make(chan error, 1)
+		go func() { first <- c.CheckSession(firstCtx, &middleware.Claims{SessionID: "sess_a"}) }()
+		synctest.Wait() // the first request's lookup is in flight
+		second := make(chan error, 1)
+		go func() { second <- check(c, "sess_a") }()
+		synctest.Wait() // the second request has joined it
+		if n := e.look.calls.Load(); n != 1 {
+			t.Fatalf("%d lookups for two requests of one session, want 1 shared", n)
+		}
+		cancelFirst()
+		if r := reasonOf(<-first); r != middleware.ReasonSessionStatusUnavailable {
+			t.Fatalf("the cancelled request: reason %q, want %q", r, middleware.ReasonSessionStatusUnavailable)
+		}
+		synctest.Wait()
+		select {
+		case err := <-second:
+			t.Fatalf("the request that joined was answered (%v) when the first one was cancelled; want it to wait for the lookup", err)
+		default:
+		}
+		close(e.look.gate)
+		if err := <-second; err != nil {
+			t.Fatalf("the request that joined: %v, want the shared lookup's active status", err)
+		}
+		st := e.svc.Stats()
+		if st.Lookups != 1 || st.LookupErrors != 0 || st.BreakerOpen || st.Abandoned != 1 {
+			t.Errorf("lookups %d, lookup errors %d, breaker open %v, abandoned %d; want 1, 0, false, 1",
+				st.Lookups, st.LookupErrors, st.BreakerOpen, st.Abandoned)
+		}
+		// The status was cached for the next request.
+		if err := check(c, "sess_a"); err != nil || e.look.calls.Load() != 1 {
+			t.Errorf("the next request: %v after %d lookups, want a cache hit", err, e.look.calls.Load())
+		}
+	})
 }

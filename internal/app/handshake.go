@@ -1,16 +1,21 @@
 package app
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
+	"github.com/sessiongate/sessiongate/proxy"
 )
 
 // handshaker returns the App's Clerk handshake (one for every route that has
@@ -35,6 +40,12 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 		BaseURL:      cfg.Clerk.ProxyURL,
 		CookieDomain: cookieDomain(pk.FrontendAPI, cfg.PublicOrigin),
 		Logger:       a.log.Named("handshake"),
+		// The nonce limits: the process's cap, and each client's budget.
+		NonceRate:        cmp.Or(cfg.Clerk.HandshakeNonceRate, handshake.DefaultNonceRate),
+		NonceBurst:       cmp.Or(cfg.Clerk.HandshakeNonceBurst, handshake.DefaultNonceBurst),
+		NonceClientRate:  handshake.DefaultNonceClientRate,
+		NonceClientBurst: handshake.DefaultNonceClientBurst,
+		ClientKey:        a.handshakeClientKey(),
 	}
 	if a.api != nil {
 		hc.Exchanger = a.api
@@ -52,6 +63,36 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 	a.log.Info("Clerk handshake on", zap.Strings("routes", handshakeRoutes(cfg)),
 		zap.String("frontend_api", pk.FrontendAPI), zap.String("handshake_base", strings.TrimRight(orDefault(cfg.Clerk.ProxyURL, "https://"+pk.FrontendAPI), "/")))
 	return h, nil
+}
+
+// handshakeClientKey is the handshake's Config.ClientKey: the client
+// address by the trusted_proxies of the running configuration, an IPv6
+// client by its /64 (proxy.ClientAddr, proxy.ClientKey). The Handshaker
+// lives as long as the App, and a reload may change trusted_proxies: the
+// prefixes are parsed again, once, when the running configuration changes.
+func (a *App) handshakeClientKey() func(*http.Request) string {
+	type parsed struct {
+		f       *front
+		trusted []netip.Prefix
+	}
+	var last atomic.Pointer[parsed]
+	return func(r *http.Request) string {
+		f := a.front.Load()
+		p := last.Load()
+		if p == nil || p.f != f {
+			p = &parsed{f: f}
+			if f != nil {
+				for _, s := range f.cfg.TrustedProxies {
+					// Validated before the configuration ran.
+					if pfx, err := parsePrefix(s); err == nil {
+						p.trusted = append(p.trusted, pfx)
+					}
+				}
+			}
+			last.Store(p)
+		}
+		return proxy.ClientKey(proxy.ClientAddr(r, p.trusted))
+	}
 }
 
 // cookieDomain is the Domain of sessiongate's own cookie deletions: the
@@ -98,7 +139,8 @@ func (a *App) routeHandshake(cfg *config.Config, i int) (*handshake.Handshaker, 
 
 // registerHandshake exports the nonce counters: exchanges spend the
 // instance's Backend API rate limit, and a rising rate_limited count means
-// browsers are ending signed-out for want of one.
+// browsers are answered 503 for want of one (client_rate_limited: one
+// client, or one address, over its budget; the rest: the process's cap).
 func (m *metrics) registerHandshake(h *handshake.Handshaker) {
 	counter := func(name, help string, v func(handshake.NonceStats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
@@ -111,8 +153,10 @@ func (m *metrics) registerHandshake(h *handshake.Handshaker) {
 			func(s handshake.NonceStats) uint64 { return s.ExchangeFailures }),
 		counter("sessiongate_handshake_nonce_cached_failures_total", "Nonces refused without a call because their exchange failed moments ago.",
 			func(s handshake.NonceStats) uint64 { return s.CachedFailures }),
-		counter("sessiongate_handshake_nonce_rate_limited_total", "Nonces refused without a call by the exchange rate limit (the request ends signed-out).",
+		counter("sessiongate_handshake_nonce_rate_limited_total", "Nonces refused without a call by the exchange rate limits (answered 503, the nonce kept for a retry).",
 			func(s handshake.NonceStats) uint64 { return s.RateLimited }),
+		counter("sessiongate_handshake_nonce_client_rate_limited_total", "Of the rate-limited nonces, those whose client had spent its own budget while the process was down to its reserve.",
+			func(s handshake.NonceStats) uint64 { return s.RateLimitedClient }),
 		counter("sessiongate_handshake_nonce_ignored_total", "Nonce cookies ignored on requests that are not navigations.",
 			func(s handshake.NonceStats) uint64 { return s.Ignored }),
 	)

@@ -3,65 +3,74 @@ package flight_test
 import (
 	"context"
 	"errors"
-	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/flight"
 )
 
 // The caller that starts a shared call going away neither cancels the call
-// nor changes what the other callers get.
+// nor changes what a caller that joined it gets: the call goes on, once, and
+// its result reaches the other caller. synctest.Wait makes the order
+// certain: the second caller has joined before the first is cancelled.
 func TestFirstCallerCancellationDoesNotFailTheOthers(t *testing.T) {
 	t.Parallel()
-	var g flight.Group[string]
-	started, release := make(chan struct{}), make(chan struct{})
-	calls := 0
-	fn := func(ctx context.Context) (string, error) {
-		calls++
-		close(started)
+	synctest.Test(t, func(t *testing.T) {
+		var g flight.Group[string]
+		release := make(chan struct{})
+		var calls atomic.Int32
+		fn := func(ctx context.Context) (string, error) {
+			calls.Add(1)
+			select {
+			case <-release:
+				return "active", nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		firstCtx, cancelFirst := context.WithCancel(context.Background())
+		defer cancelFirst()
+		first := make(chan error, 1)
+		go func() {
+			_, err := g.Do(firstCtx, "sess_a", time.Minute, fn)
+			first <- err
+		}()
+		synctest.Wait() // the first caller's call is in flight
+		type result struct {
+			v   string
+			err error
+		}
+		second := make(chan result, 1)
+		go func() {
+			v, err := g.Do(context.Background(), "sess_a", time.Minute, fn)
+			second <- result{v, err}
+		}()
+		// Every goroutine is blocked, and the call has not ended: the
+		// second caller is waiting for it, having joined it.
+		synctest.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("%d calls with two callers of one key in flight, want 1", n)
+		}
+		cancelFirst()
+		if err := <-first; !errors.Is(err, context.Canceled) {
+			t.Fatalf("the cancelled caller got %v, want context.Canceled", err)
+		}
+		synctest.Wait()
 		select {
-		case <-release:
-			return "active", nil
-		case <-ctx.Done():
-			return "", ctx.Err()
+		case r := <-second:
+			t.Fatalf("the caller that joined got (%q, %v) when the first one was cancelled; want it to wait for the call", r.v, r.err)
+		default:
 		}
-	}
-	firstCtx, cancelFirst := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := g.Do(firstCtx, "sess_a", time.Minute, fn)
-		first <- err
-	}()
-	<-started
-	second := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		v, err := g.Do(context.Background(), "sess_a", time.Minute, func(context.Context) (string, error) {
-			return "", errors.New("a second call was made")
-		})
-		if err != nil {
-			v = err.Error()
+		close(release)
+		if r := <-second; r.err != nil || r.v != "active" {
+			t.Fatalf("the caller that joined got (%q, %v), want the shared call's \"active\"", r.v, r.err)
 		}
-		second <- v
-	}()
-	cancelFirst()
-	if err := <-first; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the cancelled caller got %v, want context.Canceled", err)
-	}
-	close(release)
-	wg.Wait()
-	// The second caller either joined the call or (if it arrived after the
-	// call ended) made its own; it must never see the first one's
-	// cancellation.
-	if v := <-second; v != "active" && v != "a second call was made" {
-		t.Fatalf("the other caller got %q", v)
-	}
-	if calls != 1 {
-		t.Fatalf("calls = %d", calls)
-	}
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("%d calls, want 1", n)
+		}
+	})
 }
 
 // A caller whose context has ended starts nothing.
