@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,14 @@ button{margin-top:1.2rem;padding:.5rem 1.2rem;font:inherit}
 <input id="org_role" name="org_role" placeholder="admin">
 <label for="org_slug">Organization slug (optional)</label>
 <input id="org_slug" name="org_slug" placeholder="acme">
+<label for="features">Billing features, fea (optional, comma-separated)</label>
+<input id="features" name="features" placeholder="u:export, o:analytics">
+<label for="plan">Billing plan, pla (optional)</label>
+<input id="plan" name="plan" placeholder="u:pro">
+<label for="fva">Factor verification age, fva (minutes since first, second factor; -1: none)</label>
+<input id="fva" name="fva" placeholder="0, -1">
+<label for="claims">Custom claims (optional JSON object, as a session-token template adds)</label>
+<textarea id="claims" name="claims" rows="3" style="width:100%;box-sizing:border-box;font:inherit" placeholder='{"email": "ada@example.com"}'></textarea>
 <button type="submit">Sign in</button>
 </form>
 </body>
@@ -132,10 +141,28 @@ func (i *Instance) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := tokenRequest{
-		UserID:  strings.TrimSpace(r.PostForm.Get("user_id")),
-		OrgID:   strings.TrimSpace(r.PostForm.Get("org_id")),
-		OrgRole: strings.TrimSpace(r.PostForm.Get("org_role")),
-		OrgSlug: strings.TrimSpace(r.PostForm.Get("org_slug")),
+		UserID:   strings.TrimSpace(r.PostForm.Get("user_id")),
+		OrgID:    strings.TrimSpace(r.PostForm.Get("org_id")),
+		OrgRole:  strings.TrimSpace(r.PostForm.Get("org_role")),
+		OrgSlug:  strings.TrimSpace(r.PostForm.Get("org_slug")),
+		Features: strings.TrimSpace(r.PostForm.Get("features")),
+		Plan:     strings.TrimSpace(r.PostForm.Get("plan")),
+	}
+	if v := strings.TrimSpace(r.PostForm.Get("fva")); v != "" {
+		a, b, ok := strings.Cut(v, ",")
+		x, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+		y, err2 := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			http.Error(w, "fva: want two integers, e.g. 0, -1", http.StatusBadRequest)
+			return
+		}
+		req.FactorAge = &[2]int64{x, y}
+	}
+	if v := strings.TrimSpace(r.PostForm.Get("claims")); v != "" {
+		if err := json.Unmarshal([]byte(v), &req.Claims); err != nil {
+			http.Error(w, "claims: want a JSON object: "+err.Error(), http.StatusBadRequest)
+			return
+		}
 	}
 	if p := req.problem(); p != nil {
 		http.Error(w, p.param+": "+p.msg, http.StatusBadRequest)
@@ -198,6 +225,17 @@ type tokenRequest struct {
 	OrgRole         string `json:"org_role"`
 	OrgSlug         string `json:"org_slug"`
 	LifetimeSeconds int64  `json:"lifetime_seconds"`
+	// Features is fea's user and org features, comma-separated ("u:export,
+	// o:analytics"; a name without a scope is a user feature).
+	Features string `json:"features"`
+	// Plan is pla ("u:pro", "o:enterprise").
+	Plan string `json:"plan"`
+	// FactorAge is fva: minutes since the first and the second factor were
+	// verified, -1 for none. Nil: Clerk's default for a fresh sign-in.
+	FactorAge *[2]int64 `json:"fva"`
+	// Claims are custom claims, as a session-token template adds them; a
+	// standard claim's name is refused.
+	Claims map[string]any `json:"claims"`
 }
 
 type paramProblem struct{ param, msg string }
@@ -219,6 +257,24 @@ func (t *tokenRequest) problem() *paramProblem {
 			if c <= ' ' || c == 0x7f || c == ',' || c == ';' || c == '"' || c == '\\' {
 				return &paramProblem{f.name, "may only contain printable characters other than space , ; \" \\"}
 			}
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"features", t.Features}, {"plan", t.Plan}} {
+		if len(f.v) > 1024 {
+			return &paramProblem{f.name, "is longer than 1024 characters"}
+		}
+		for _, c := range f.v {
+			if c < ' ' || c == 0x7f || c == ';' || c == '"' || c == '\\' {
+				return &paramProblem{f.name, "may only contain printable characters other than ; \" \\"}
+			}
+		}
+	}
+	if a := t.FactorAge; a != nil && (a[0] < -1 || a[1] < -1) {
+		return &paramProblem{"fva", "ages are minutes, or -1 for no factor of that kind"}
+	}
+	for name := range t.Claims {
+		if reservedClaims[name] {
+			return &paramProblem{"claims", name + " is a claim Clerk sets itself"}
 		}
 	}
 	if t.OrgID == "" && (t.OrgRole != "" || t.OrgSlug != "") {
@@ -247,7 +303,38 @@ func (t *tokenRequest) options() []TokenOption {
 	if t.LifetimeSeconds > 0 {
 		opts = append(opts, WithLifetime(time.Duration(t.LifetimeSeconds)*time.Second))
 	}
+	if t.Features != "" {
+		var fs []string
+		for _, f := range strings.Split(t.Features, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				fs = append(fs, f)
+			}
+		}
+		opts = append(opts, WithUserFeatures(fs...))
+	}
+	if t.Plan != "" {
+		opts = append(opts, WithPlan(t.Plan))
+	}
+	if t.FactorAge != nil {
+		opts = append(opts, WithFactorVerificationAge(t.FactorAge[0], t.FactorAge[1]))
+	}
+	names := make([]string, 0, len(t.Claims))
+	for name := range t.Claims {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		opts = append(opts, WithClaim(name, t.Claims[name]))
+	}
 	return opts
+}
+
+// reservedClaims are the claims Clerk sets in every session token; custom
+// claims may not replace them (Clerk refuses such templates too).
+var reservedClaims = map[string]bool{
+	"azp": true, "exp": true, "iat": true, "iss": true, "jti": true, "nbf": true, "sid": true, "sub": true,
+	"v": true, "fva": true, "fea": true, "pla": true, "sts": true, "o": true, "act": true,
+	"org_id": true, "org_slug": true, "org_role": true, "org_permissions": true,
 }
 
 func (i *Instance) serveTestingToken(w http.ResponseWriter, r *http.Request) {

@@ -302,3 +302,56 @@ func TestTestingTokens(t *testing.T) {
 		t.Error("GET minted")
 	}
 }
+
+// The sign-in page and the testing-token endpoint set what a session-token
+// template and Clerk Billing add: custom claims, fea, pla and fva. A
+// browser's later tokens (the handshake's) keep them.
+func TestSignInWithClaimsFeaturesPlanAndFVA(t *testing.T) {
+	i := start(t, Options{SecretKey: "sk_test_x"})
+	form := url.Values{
+		"user_id": {"user_1"}, "redirect_url": {"http://127.0.0.1:8080/"},
+		"features": {"export, o:analytics"}, "plan": {"u:pro"}, "fva": {"3, -1"},
+		"claims": {`{"email":"ada@example.com","public_metadata":{"plan":"pro"}}`},
+	}
+	resp, body := postForm(t, i.URL()+SignInPath, form)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	p := parseToken(t, cookieNamed(resp, SessionCookie).Value)
+	for name, want := range map[string]string{
+		"fea": `"u:export,o:analytics"`, "pla": `"u:pro"`, "fva": `[3,-1]`,
+		"email": `"ada@example.com"`, "public_metadata": `{"plan":"pro"}`,
+	} {
+		if got := string(p.claims[name]); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	for _, bad := range []url.Values{
+		{"fva": {"3"}},
+		{"fva": {"x, 1"}},
+		{"fva": {"-2, 0"}},
+		{"claims": {`["not","an","object"]`}},
+		{"claims": {`{"sub":"user_admin"}`}},
+		{"plan": {`u:"pro"`}},
+	} {
+		bad.Set("user_id", "user_1")
+		bad.Set("redirect_url", "http://127.0.0.1:8080/")
+		if resp, _ := postForm(t, i.URL()+SignInPath, bad); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%v: status %d, want 400", bad, resp.StatusCode)
+		}
+	}
+	// The testing-token endpoint takes the same fields as JSON.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, i.URL()+TestingTokensPath,
+		strings.NewReader(`{"user_id":"user_2","plan":"o:team","fva":[0,5],"claims":{"tier":3}}`))
+	req.Header.Set("Authorization", "Bearer sk_test_x")
+	resp, body = do(t, req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("testing token: %d %s", resp.StatusCode, body)
+	}
+	var out struct{ JWT string }
+	_ = json.Unmarshal([]byte(body), &out)
+	p = parseToken(t, out.JWT)
+	if string(p.claims["pla"]) != `"o:team"` || string(p.claims["fva"]) != `[0,5]` || string(p.claims["tier"]) != `3` {
+		t.Errorf("testing token claims %s %s %s", p.claims["pla"], p.claims["fva"], p.claims["tier"])
+	}
+}

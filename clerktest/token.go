@@ -129,6 +129,14 @@ func WithUserFeatures(features ...string) TokenOption {
 // WithPlan sets pla (v2 only), e.g. "u:free" or "o:pro".
 func WithPlan(plan string) TokenOption { return func(c *tokenConfig) { c.plan = plan } }
 
+// WithFactorVerificationAge sets fva: minutes since the session's first
+// and second factor were verified, -1 for a user without that kind of
+// factor. Without it a session token has [0, -1] (just signed in with a
+// first factor, no second factor), as Clerk's do.
+func WithFactorVerificationAge(first, second int64) TokenOption {
+	return WithClaim("fva", []int64{first, second})
+}
+
 // WithActor adds the act claim of an impersonation session.
 func WithActor(a Actor) TokenOption { return func(c *tokenConfig) { c.actor = &a } }
 

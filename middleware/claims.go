@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"encoding/json"
 	"errors"
 	"math/big"
 	"math/bits"
@@ -51,6 +52,12 @@ type Claims struct {
 	FactorVerificationAge *[2]int64
 	// Actor is set when the session is an impersonation (act claim).
 	Actor *Actor
+
+	// Custom is a JSON object of the payload's members that are not Clerk's
+	// standard claims (those of the session-token template: an email,
+	// metadata…), with their values as the token has them. Nil when there
+	// are none. Read it with Claim or DecodeCustom.
+	Custom json.RawMessage
 }
 
 // Actor is the impersonator of an impersonation session (the act claim).
@@ -97,6 +104,7 @@ type rawClaims struct {
 	v1OrgRole              string
 	v1OrgPerms             []string
 	fea                    string
+	custom                 []byte // the Custom object being built
 }
 
 type rawOrg struct {
@@ -172,7 +180,11 @@ func decodeClaims(payload []byte) (*rawClaims, error) {
 				_, err = r.string()
 			}
 		default:
-			err = r.skip(1)
+			r.ws()
+			start := r.pos
+			if err = r.skip(1); err == nil {
+				c.addCustom(name, r.data[start:r.pos])
+			}
 		}
 		return err
 	})
@@ -196,6 +208,7 @@ func decodeClaims(payload []byte) (*rawClaims, error) {
 	if err := c.checkPermissionLimits(); err != nil {
 		return nil, err
 	}
+	c.finishCustom()
 	c.finish()
 	return c, nil
 }

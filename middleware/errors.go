@@ -29,6 +29,9 @@ const (
 	ReasonMissingOrg               Reason = "missing-org"
 	ReasonMissingRole              Reason = "missing-role"
 	ReasonMissingPermission        Reason = "missing-permission"
+	ReasonMissingFeature           Reason = "missing-feature"
+	ReasonMissingPlan              Reason = "missing-plan"
+	ReasonReverificationRequired   Reason = "reverification-required"
 	ReasonKeysUnavailable          Reason = "jwk-remote-failed-to-load"
 	ReasonSessionStatusUnavailable Reason = "session-status-unavailable"
 )
@@ -42,6 +45,7 @@ func Reasons() []Reason {
 		ReasonTokenInvalidIssuer, ReasonTokenInvalidParties, ReasonTokenTypeMismatch,
 		ReasonSessionPending, ReasonSessionRevoked,
 		ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission,
+		ReasonMissingFeature, ReasonMissingPlan, ReasonReverificationRequired,
 		ReasonKeysUnavailable, ReasonSessionStatusUnavailable,
 	}
 }
@@ -50,7 +54,8 @@ func Reasons() []Reason {
 // failures, 503 when sessiongate cannot decide, 401 for everything else.
 func (r Reason) Status() int {
 	switch r {
-	case ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission:
+	case ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission,
+		ReasonMissingFeature, ReasonMissingPlan, ReasonReverificationRequired:
 		return http.StatusForbidden
 	case ReasonKeysUnavailable, ReasonSessionStatusUnavailable:
 		return http.StatusServiceUnavailable
@@ -80,6 +85,9 @@ type Error struct {
 	Message string
 	// Err is the underlying cause, if any (for errors.Is/As and logs).
 	Err error
+	// Reverification is the unmet requirement of a reverification-required
+	// rejection; WriteError sends it in Clerk's clerk_error body member.
+	Reverification *Reverification
 }
 
 func (e *Error) Error() string {
@@ -96,7 +104,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // write errors.Is(err, middleware.ErrTokenExpired).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Message == "" && t.Err == nil && t.Reason == e.Reason
+	return ok && t.Message == "" && t.Err == nil && t.Reverification == nil && t.Reason == e.Reason
 }
 
 // Sentinels, one per reason, for errors.Is. Returned errors are *Error values
@@ -119,6 +127,9 @@ var (
 	ErrMissingOrg               = &Error{Reason: ReasonMissingOrg}
 	ErrMissingRole              = &Error{Reason: ReasonMissingRole}
 	ErrMissingPermission        = &Error{Reason: ReasonMissingPermission}
+	ErrMissingFeature           = &Error{Reason: ReasonMissingFeature}
+	ErrMissingPlan              = &Error{Reason: ReasonMissingPlan}
+	ErrReverificationRequired   = &Error{Reason: ReasonReverificationRequired}
 	ErrKeysUnavailable          = &Error{Reason: ReasonKeysUnavailable}
 	ErrSessionStatusUnavailable = &Error{Reason: ReasonSessionStatusUnavailable}
 )

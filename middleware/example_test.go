@@ -73,3 +73,62 @@ func ExampleGate_Require() {
 	// 200 hello user_2alice
 	// 401 session-token-missing
 }
+
+// Gate a handler on a Clerk Billing plan and on a recent verification of
+// the user's second factor, and read a custom claim of the session token.
+// A session that misses a requirement gets a 403 with the reason; the
+// reverification 403 carries Clerk's clerk_error body, which Clerk's
+// frontend (useReverification) turns into a verification prompt.
+func ExampleGate_RequireWith() {
+	clerk, err := clerktest.New(clerktest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer clerk.Close()
+	gate, err := middleware.New(middleware.Config{Issuer: clerk.Issuer(), Keys: jwks.NewMemory(clerk.PublicKeys()...)})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	strict, _ := middleware.ReverificationPreset("strict") // second factor within 10 minutes
+	policy := gate.DefaultPolicy()
+	policy.Require = middleware.Requirements{Plans: []string{"org:pro", "org:enterprise"}, Reverification: &strict}
+	billing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := middleware.ClaimsFromContext(r.Context())
+		var custom struct {
+			Email string `json:"email"`
+		}
+		_ = claims.DecodeCustom(&custom)
+		fmt.Fprintf(w, "billing for %s", custom.Email)
+	})
+	srv := httptest.NewServer(gate.RequireWith(policy)(billing))
+	defer srv.Close()
+
+	call := func(opts ...clerktest.TokenOption) {
+		token, err := clerk.Mint(opts...)
+		if err != nil {
+			log.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			fmt.Println(resp.StatusCode, string(body))
+			return
+		}
+		fmt.Println(resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	email := clerktest.WithClaim("email", "ada@example.com")
+	call(email, clerktest.WithPlan("u:free"))
+	call(email, clerktest.WithPlan("o:pro"), clerktest.WithFactorVerificationAge(30, 25))
+	call(email, clerktest.WithPlan("o:pro"), clerktest.WithFactorVerificationAge(30, 2))
+	// Output:
+	// 403 missing-plan
+	// 403 reverification-required
+	// 200 billing for ada@example.com
+}

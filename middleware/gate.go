@@ -228,6 +228,9 @@ type Policy struct {
 	AllowPending bool
 	// Sessions checks session status (step 6); nil skips the check.
 	Sessions SessionChecker
+	// Require is checked last, on a verified, active session: organization,
+	// role, permissions, features, plans, reverification (403s).
+	Require Requirements
 }
 
 // DefaultPolicy is the policy from the Gate's Config.
@@ -262,6 +265,9 @@ func (g *Gate) applyPolicy(ctx context.Context, c *Claims, p Policy) error {
 			}
 			return rejectErr(ReasonSessionStatusUnavailable, "the session status could not be checked", err)
 		}
+	}
+	if e := p.Require.Check(c); e != nil {
+		return e
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -79,7 +80,37 @@ func (g *Gate) Authenticate(r *http.Request, p Policy) (*Claims, error) {
 // listed in docs/reason-codes.md, and passes the others on with the claims
 // in their context.
 func (g *Gate) Require(next http.Handler) http.Handler {
-	p := g.DefaultPolicy()
+	return g.require(g.DefaultPolicy(), next)
+}
+
+// RequireWith is Require under policy p, typically the Gate's DefaultPolicy
+// with Requirements added:
+//
+//	p := gate.DefaultPolicy()
+//	p.Require = middleware.Requirements{Features: []string{"org:analytics"}}
+//	mux.Handle("/reports/", gate.RequireWith(p)(reports))
+//
+// It panics if p.Require is invalid (Requirements.Validate), as
+// regexp.MustCompile does: requirements are fixed when handlers are built.
+func (g *Gate) RequireWith(p Policy) func(http.Handler) http.Handler {
+	mustValid(p)
+	return func(next http.Handler) http.Handler { return g.require(p, next) }
+}
+
+// OptionalWith is Optional under policy p: a request whose token is valid
+// but misses p's requirements passes on without claims.
+func (g *Gate) OptionalWith(p Policy) func(http.Handler) http.Handler {
+	mustValid(p)
+	return func(next http.Handler) http.Handler { return g.optional(p, next) }
+}
+
+func mustValid(p Policy) {
+	if err := p.Require.Validate(); err != nil {
+		panic(err)
+	}
+}
+
+func (g *Gate) require(p Policy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := g.Authenticate(r, p)
 		if err != nil {
@@ -93,7 +124,10 @@ func (g *Gate) Require(next http.Handler) http.Handler {
 // Optional never rejects: a request with a valid session token gets its
 // claims in the context, any other request passes on without claims.
 func (g *Gate) Optional(next http.Handler) http.Handler {
-	p := g.DefaultPolicy()
+	return g.optional(g.DefaultPolicy(), next)
+}
+
+func (g *Gate) optional(p Policy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := g.Authenticate(r, p)
 		if err != nil {
@@ -109,6 +143,9 @@ type errorBody struct {
 	Error   string `json:"error"`
 	Reason  Reason `json:"reason"`
 	Message string `json:"message"`
+	// ClerkError is set on reverification-required: the member Clerk's
+	// backend SDKs send, which Clerk's frontend useReverification reads.
+	ClerkError *clerkError `json:"clerk_error,omitempty"`
 }
 
 // RetryAfterSeconds is sent with every 503.
@@ -140,7 +177,12 @@ func WriteError(w http.ResponseWriter, err error, realm string) {
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", RetryAfterSeconds)
 	}
-	body, _ := json.Marshal(errorBody{Error: reason.ErrorCode(), Reason: reason, Message: msg})
+	eb := errorBody{Error: reason.ErrorCode(), Reason: reason, Message: msg}
+	var e *Error
+	if errors.As(err, &e) && e.Reverification != nil {
+		eb.ClerkError = e.Reverification.clerkError()
+	}
+	body, _ := json.Marshal(eb)
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
