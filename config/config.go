@@ -26,6 +26,11 @@ type Config struct {
 	// /debug/pprof/ on the admin listener. Off by default; requires
 	// AdminToken, which every profile request must carry.
 	AdminPprof bool `yaml:"admin_pprof"`
+	// MetricsToken is a scrape credential: when set, GET /metrics on the
+	// admin listener requires it (or AdminToken) as a bearer token. It MUST
+	// NOT grant anything else: revocation and profiles take AdminToken
+	// alone. SESSIONGATE_METRICS_TOKEN.
+	MetricsToken Secret `yaml:"metrics_token"`
 	// Upstream is the default upstream of routes that name none. With no
 	// routes at all it makes one catch-all required route "/"
 	// (SESSIONGATE_UPSTREAM, --upstream).
@@ -38,6 +43,17 @@ type Config struct {
 	Revocation Revocation `yaml:"revocation"`
 	Server     Server     `yaml:"server"`
 	Log        Log        `yaml:"log"`
+
+	// TLS serves the proxy listener over TLS, HTTP/2 negotiated by ALPN
+	// (tls.go). Certificates are re-read when their files change.
+	TLS TLS `yaml:"tls"`
+	// H2C serves cleartext HTTP/2 (prior knowledge, as gRPC clients and
+	// curl --http2-prior-knowledge send it) on the proxy listener, next to
+	// HTTP/1.1. Default false; refused with TLS.
+	H2C bool `yaml:"h2c"`
+	// WatchConfig reloads the configuration when the file's content
+	// changes (checked every 2 s), as SIGHUP does. Default false.
+	WatchConfig bool `yaml:"watch_config"`
 
 	// SignInURL, when set, is where browser navigations that end signed-out
 	// on a required route are redirected (with redirect_url).
@@ -84,6 +100,12 @@ type Clerk struct {
 	// WebhookSecret is the Svix signing secret (whsec_…).
 	// CLERK_WEBHOOK_SIGNING_SECRET.
 	WebhookSecret Secret `yaml:"webhook_secret"`
+	// HandshakeNonceRate is the most handshake nonce exchanges per second
+	// over all clients (each is a Backend API call). 0: the default, 5.
+	HandshakeNonceRate float64 `yaml:"handshake_nonce_rate"`
+	// HandshakeNonceBurst is how many may run back to back; half of it is
+	// kept for clients within their own budget. 0: the default, 20.
+	HandshakeNonceBurst int `yaml:"handshake_nonce_burst"`
 }
 
 // JWKS tunes the remote key source.
@@ -105,6 +127,9 @@ type Cache struct {
 type Headers struct {
 	// Prefix of every identity header. Default "X-Sessiongate-".
 	Prefix string `yaml:"prefix"`
+	// Claims maps upstream header names to claim paths ("X-User-Email":
+	// "email", "X-Plan": "public_metadata.plan"), on every route.
+	Claims map[string]string `yaml:"claims"`
 }
 
 // Revocation configures the deny list.
@@ -187,6 +212,8 @@ type Route struct {
 	// Clerk's handshake. Default: on for required/optional routes when a
 	// publishable key is set.
 	Handshake *bool `yaml:"handshake"`
+	// Headers adds claim headers for this route.
+	Headers RouteHeaders `yaml:"headers"`
 	// CaseInsensitive matches Path ignoring ASCII case. Set it on protected
 	// routes of upstreams that route case-insensitively (Express, ASP.NET).
 	// Default false.
@@ -198,6 +225,73 @@ type Require struct {
 	Org         bool     `yaml:"org"`
 	Roles       []string `yaml:"roles"`       // any of; "admin" == "org:admin"
 	Permissions []string `yaml:"permissions"` // all of
+	// Features (all of) and Plans (any of) are Clerk Billing's fea and pla:
+	// "name", "org:name" or "user:name".
+	Features []string `yaml:"features"`
+	Plans    []string `yaml:"plans"`
+	// Reverification is one of Clerk's presets (strict_mfa, strict,
+	// moderate, lax) or {level, after_minutes}.
+	Reverification *Reverification `yaml:"reverification"`
+}
+
+// IsZero reports whether r requires nothing.
+func (r Require) IsZero() bool {
+	return !r.Org && len(r.Roles) == 0 && len(r.Permissions) == 0 && len(r.Features) == 0 &&
+		len(r.Plans) == 0 && r.Reverification == nil
+}
+
+// Reverification is require.reverification: a preset name in YAML
+// ("strict"), or a mapping {level: second_factor, after_minutes: 10}.
+type Reverification struct {
+	Preset       string // set when written as a preset name
+	Level        string
+	AfterMinutes int
+}
+
+// UnmarshalYAML reads a preset name or a {level, after_minutes} mapping,
+// refusing any other key.
+func (r *Reverification) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		r.Preset = n.Value
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			switch k.Value {
+			case "level":
+				if err := v.Decode(&r.Level); err != nil {
+					return fmt.Errorf("reverification.level: %w", err)
+				}
+			case "after_minutes":
+				if err := v.Decode(&r.AfterMinutes); err != nil {
+					return fmt.Errorf("reverification.after_minutes: want an integer, got %q", v.Value)
+				}
+			default:
+				return fmt.Errorf("reverification: unknown key %q (want level and after_minutes)", k.Value)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("reverification: want a preset (strict_mfa, strict, moderate, lax) or {level, after_minutes}")
+}
+
+// MarshalYAML writes r back in the form it was read in.
+func (r Reverification) MarshalYAML() (any, error) {
+	if r.Preset != "" {
+		return r.Preset, nil
+	}
+	return struct {
+		Level        string `yaml:"level"`
+		AfterMinutes int    `yaml:"after_minutes"`
+	}{r.Level, r.AfterMinutes}, nil
+}
+
+// RouteHeaders are a route's additions to the top-level headers.
+type RouteHeaders struct {
+	// Claims are added to the top-level headers.claims; the route's entry
+	// wins for a header both name.
+	Claims map[string]string `yaml:"claims"`
 }
 
 // ForwardsToken reports the effective forward_token.

@@ -27,6 +27,8 @@ type Sources struct {
 // set.
 type Overrides struct {
 	Listen, Upstream, AdminListen string
+	// LogLevel is --log-level (log.level).
+	LogLevel string
 }
 
 // envVars maps each environment variable to the setter of its key.
@@ -43,7 +45,11 @@ var envVars = []struct {
 	{"SESSIONGATE_LISTEN", func(c *Config, v string) { c.Listen = v }},
 	{"SESSIONGATE_ADMIN_LISTEN", func(c *Config, v string) { c.AdminListen = v }},
 	{"SESSIONGATE_ADMIN_TOKEN", func(c *Config, v string) { c.AdminToken = Secret(v) }},
+	{"SESSIONGATE_METRICS_TOKEN", func(c *Config, v string) { c.MetricsToken = Secret(v) }},
 	{"SESSIONGATE_UPSTREAM", func(c *Config, v string) { c.Upstream = v }},
+	{"SESSIONGATE_TLS_CERT_FILE", func(c *Config, v string) { c.TLS.CertFile = v }},
+	{"SESSIONGATE_TLS_KEY_FILE", func(c *Config, v string) { c.TLS.KeyFile = v }},
+	{"SESSIONGATE_TLS_CLIENT_CA_FILE", func(c *Config, v string) { c.TLS.ClientCAFile = v }},
 	{"SESSIONGATE_ISSUER", func(c *Config, v string) { c.Clerk.Issuer = v }},
 	{"SESSIONGATE_AUTHORIZED_PARTIES", func(c *Config, v string) { c.Clerk.AuthorizedParties = splitList(v) }},
 	{"SESSIONGATE_JWKS_URL", func(c *Config, v string) { c.Clerk.JWKSURL = v }},
@@ -132,6 +138,9 @@ func Load(src Sources) (*Config, error) {
 	if f := src.Flags; f.Upstream != "" {
 		cfg.Upstream = f.Upstream
 	}
+	if f := src.Flags; f.LogLevel != "" {
+		cfg.Log.Level = f.LogLevel
+	}
 	cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -157,8 +166,9 @@ func decodeYAML(data []byte, env func(string) (string, bool), cfg *Config) error
 		return fmt.Errorf("line %d: a second YAML document: the file must hold exactly one", extra.Line)
 	}
 	var errs []string
-	expandNode(&doc, env, &errs)
-	checkKeys(&doc, reflect.TypeOf(Config{}), "", &errs)
+	expanded := map[*yaml.Node]bool{}
+	expandNode(&doc, env, expanded, &errs)
+	checkNode(&doc, reflect.TypeOf(Config{}), "", expanded, &errs)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
@@ -171,15 +181,18 @@ func decodeYAML(data []byte, env func(string) (string, bool), cfg *Config) error
 // expandNode expands ${VAR} in every scalar value, after parsing, so that an
 // environment value can never change the document's structure (a multi-line
 // PEM in CLERK_JWT_KEY stays one string; "x\nadmin_listen: …" stays a value).
-func expandNode(n *yaml.Node, env func(string) (string, bool), errs *[]string) {
+//
+// Every node whose value changed is marked in expanded: its value came from
+// the environment and error messages must not show it.
+func expandNode(n *yaml.Node, env func(string) (string, bool), expanded map[*yaml.Node]bool, errs *[]string) {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for _, c := range n.Content {
-			expandNode(c, env, errs)
+			expandNode(c, env, expanded, errs)
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			expandNode(n.Content[i], env, errs)
+			expandNode(n.Content[i], env, expanded, errs)
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {
@@ -194,6 +207,7 @@ func expandNode(n *yaml.Node, env func(string) (string, bool), errs *[]string) {
 			return // only literal $ signs
 		}
 		n.Value = v
+		expanded[n] = true
 		if n.Tag != "!!str" {
 			return // an explicit tag (!!str, !!int…) the author wrote
 		}
@@ -264,87 +278,4 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
-}
-
-var (
-	secretType      = reflect.TypeOf(Secret(""))
-	durationType    = reflect.TypeOf(Duration(0))
-	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
-)
-
-// checkKeys refuses unknown keys (yaml.v3's KnownFields, which Node.Decode
-// lacks) and malformed durations, naming the line and the key path.
-func checkKeys(n *yaml.Node, t reflect.Type, path string, errs *[]string) {
-	if n.Kind == yaml.DocumentNode {
-		for _, c := range n.Content {
-			checkKeys(c, t, path, errs)
-		}
-		return
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == durationType {
-		if n.Kind == yaml.ScalarNode && n.ShortTag() != "!!null" {
-			if _, err := ParseDuration(n.Value); err != nil {
-				*errs = append(*errs, fmt.Sprintf("line %d: %s: %v", n.Line, path, err))
-			}
-		}
-		return
-	}
-	if t == secretType {
-		// yaml.v3 quotes the value in its type errors ("cannot decode !!str
-		// `sk_live_…` as a !!int"): refuse anything but a string before it
-		// gets the chance, without showing the value.
-		v := n
-		if v.Kind == yaml.AliasNode && v.Alias != nil {
-			v = v.Alias
-		}
-		if v.Kind != yaml.ScalarNode || (v.Style&yaml.TaggedStyle != 0 && v.ShortTag() != "!!str" && v.ShortTag() != "!!null") {
-			*errs = append(*errs, fmt.Sprintf("line %d: %s: a secret must be a plain string (value not shown)", n.Line, path))
-		}
-		return
-	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return
-	}
-	switch {
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fields[name] = f.Type
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			if k.Value == "<<" {
-				continue // merge key: yaml.v3 resolves it
-			}
-			kp := joinPath(path, k.Value)
-			ft, ok := fields[k.Value]
-			if !ok {
-				*errs = append(*errs, fmt.Sprintf("line %d: %s: unknown key", k.Line, kp))
-				continue
-			}
-			checkKeys(n.Content[i+1], ft, kp, errs)
-		}
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
-		for i, c := range n.Content {
-			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
-		}
-	}
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }

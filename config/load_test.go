@@ -399,3 +399,60 @@ func readFile(t testing.TB, p string) string {
 	}
 	return string(b)
 }
+
+// require.reverification is a preset name or {level, after_minutes};
+// headers.claims is a map at the top level and per route.
+func TestLoadClaimsAndRequirements(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, minimalFile+`
+headers:
+  claims: {X-User-Email: email}
+routes:
+  - path: /billing
+    headers: {claims: {X-Plan: public_metadata.plan}}
+    require:
+      features: [org:invoices, export]
+      plans: [org:pro, org:enterprise]
+      reverification: strict
+  - path: /admin
+    require:
+      reverification: {level: multi_factor, after_minutes: 30}
+  - path: /
+`)
+	c, err := Load(Sources{File: p, Env: envMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Headers.Claims["X-User-Email"] != "email" || c.Routes[0].Headers.Claims["X-Plan"] != "public_metadata.plan" {
+		t.Errorf("claims %v / %v", c.Headers.Claims, c.Routes[0].Headers.Claims)
+	}
+	r0 := c.Routes[0].Require.Requirements()
+	if len(r0.Features) != 2 || len(r0.Plans) != 2 || r0.Reverification == nil || r0.Reverification.Preset != "strict" || r0.Reverification.AfterMinutes != 10 {
+		t.Errorf("route 0 requirements %+v %+v", r0, r0.Reverification)
+	}
+	r1 := c.Routes[1].Require.Requirements()
+	if r1.Reverification == nil || r1.Reverification.Level != "multi_factor" || r1.Reverification.AfterMinutes != 30 || r1.Reverification.Preset != "" {
+		t.Errorf("route 1 reverification %+v", r1.Reverification)
+	}
+	// The effective configuration prints it back in the form it was read.
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"reverification: strict", "after_minutes: 30", "X-User-Email: email"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("config check output lacks %q:\n%s", want, out)
+		}
+	}
+
+	for _, tc := range []struct{ body, want string }{
+		{"routes: [{path: /, require: {reverification: {level: first_factor, minutes: 5}}}]\n", `unknown key "minutes"`},
+		{"routes: [{path: /, require: {reverification: [strict]}}]\n", "want a preset"},
+		{"routes: [{path: /, require: {reverification: {level: first_factor, after_minutes: soon}}}]\n", "want an integer"},
+	} {
+		_, err := Load(Sources{File: writeFile(t, minimalFile+tc.body), Env: envMap()})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}

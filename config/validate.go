@@ -3,16 +3,20 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/redisurl"
 	"github.com/sessiongate/sessiongate/jwks"
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/proxy"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -156,6 +160,7 @@ func (c *Config) Validate() error {
 	c.validateClerk(&ps)
 	c.validateTuning(&ps)
 	c.validateRoutes(&ps)
+	c.validateListener(&ps)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -175,6 +180,10 @@ func (c *Config) validateTop(ps *problems) {
 		} else if !isLoopback(host) && c.AdminToken == "" {
 			ps.add("admin_token", "required when admin_listen (%s) is not a loopback address", c.AdminListen)
 		}
+	}
+	if c.MetricsToken != "" && c.MetricsToken == c.AdminToken {
+		// Compared here, at start-up only; the value is never printed.
+		ps.add("metrics_token", "must differ from admin_token: the scrape credential must not be able to revoke sessions")
 	}
 	if c.AdminPprof {
 		if c.AdminListen == "" {
@@ -291,6 +300,12 @@ func (c *Config) validateClerk(ps *problems) {
 	if k.ClockSkew > Duration(5*time.Minute) {
 		ps.add("clerk.clock_skew", "%s is more than 5m", k.ClockSkew)
 	}
+	if r := k.HandshakeNonceRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		ps.add("clerk.handshake_nonce_rate", "must be a number, 0 (the default, 5) or more")
+	}
+	if k.HandshakeNonceBurst < 0 {
+		ps.add("clerk.handshake_nonce_burst", "must not be negative")
+	}
 }
 
 func instKind(live bool) string {
@@ -350,6 +365,7 @@ func (c *Config) validateTuning(ps *problems) {
 			}
 		}
 	}
+	checkClaimHeaders(ps, c.Headers.Prefix, "headers.claims", c.Headers.Claims)
 	if msg := checkHeaderPrefix(c.Headers.Prefix); msg != "" {
 		ps.add("headers.prefix", "%s", msg)
 	}
@@ -416,8 +432,9 @@ func (c *Config) validateRoutes(ps *problems) {
 			ps.add(key("host"), "%q must be a bare host name (no scheme, port or path)", r.Host)
 		}
 		switch {
-		case r.Upstream == "" && c.Upstream == "":
-			ps.add(key("upstream"), "required (there is no top-level upstream)")
+		case r.Upstream == "" && c.Upstream == "" && !c.ForwardAuthOnly():
+			ps.add(key("upstream"), "required: other routes have an upstream and there is no top-level upstream "+
+				"(a configuration where no route has one only decides forward-auth requests)")
 		case r.Upstream != "" && r.Upstream != c.Upstream:
 			if msg := checkUpstream(r.Upstream); msg != "" {
 				ps.add(key("upstream"), "%s", msg)
@@ -440,9 +457,17 @@ func (c *Config) validateRoutes(ps *problems) {
 			ps.add(key("token_template"), "needs clerk.secret_key (CLERK_SECRET_KEY)")
 		}
 		req := r.Require
-		if auth == AuthPublic && (req.Org || len(req.Roles) > 0 || len(req.Permissions) > 0) {
+		if auth == AuthPublic && !req.IsZero() {
 			ps.add(key("require"), "a public route has nothing to check")
 		}
+		checkBilling(ps, key("require.features"), req.Features)
+		checkBilling(ps, key("require.plans"), req.Plans)
+		if rv := req.Reverification; rv != nil {
+			if _, err := rv.Middleware(); err != nil {
+				ps.add(key("require.reverification"), "%v", err)
+			}
+		}
+		checkClaimHeaders(ps, c.Headers.Prefix, key("headers.claims"), r.Headers.Claims)
 		for j, role := range req.Roles {
 			if NormalizeRole(role) == "" || strings.HasSuffix(role, ":") {
 				ps.add(fmt.Sprintf("routes[%d].require.roles[%d]", i, j), "empty role")
@@ -566,7 +591,17 @@ func checkOrigin(raw string) string {
 	return ""
 }
 
+// checkUpstream checks an upstream URL: http://, https://, or h2c://
+// (cleartext HTTP/2 with prior knowledge, for gRPC servers without TLS),
+// which is checked as the http:// URL it stands for.
 func checkUpstream(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err == nil && u.Scheme == "h2c":
+		raw = "http" + raw[len("h2c"):]
+	case err == nil && u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("%q must be an absolute http://, https:// or h2c:// URL", raw)
+	}
 	return checkURL(raw, urlOpts{path: true})
 }
 
@@ -592,4 +627,68 @@ func isTokenChar(b byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+}
+
+// checkBilling validates require.features or require.plans entries with the
+// rules the Gate applies (middleware.Requirements).
+func checkBilling(ps *problems, key string, names []string) {
+	for j, name := range names {
+		var r middleware.Requirements
+		if strings.HasSuffix(key, "features") {
+			r.Features = []string{name}
+		} else {
+			r.Plans = []string{name}
+		}
+		if err := r.Validate(); err != nil {
+			ps.add(fmt.Sprintf("%s[%d]", key, j), "%s", strings.TrimPrefix(err.Error(), "middleware: requirements: "))
+		}
+	}
+}
+
+// checkClaimHeaders validates a headers.claims map with the rules the proxy
+// applies (proxy.ValidateClaimHeader), and refuses two spellings of one name.
+func checkClaimHeaders(ps *problems, prefix, key string, m map[string]string) {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	seen := map[string]string{}
+	for _, name := range names {
+		if err := proxy.ValidateClaimHeader(prefix, name, m[name]); err != nil {
+			ps.add(key+"."+name, "%v", err)
+			continue
+		}
+		norm := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+		if other, dup := seen[norm]; dup {
+			ps.add(key+"."+name, "%q and %q name one header", other, name)
+		}
+		seen[norm] = name
+	}
+}
+
+// Middleware converts require.reverification to the Gate's form, checking
+// the preset name or the level and minutes.
+func (r *Reverification) Middleware() (*middleware.Reverification, error) {
+	if r.Preset != "" {
+		p, ok := middleware.ReverificationPreset(r.Preset)
+		if !ok {
+			return nil, fmt.Errorf("%q is not one of Clerk's presets strict_mfa, strict, moderate, lax", r.Preset)
+		}
+		return &p, nil
+	}
+	m := &middleware.Reverification{Level: middleware.ReverificationLevel(r.Level), AfterMinutes: r.AfterMinutes}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Requirements converts the route's require block to the Gate's.
+func (r Require) Requirements() middleware.Requirements {
+	out := middleware.Requirements{Org: r.Org, Roles: r.Roles, Permissions: r.Permissions, Features: r.Features, Plans: r.Plans}
+	if r.Reverification != nil {
+		out.Reverification, _ = r.Reverification.Middleware() // validated by Validate
+	}
+	return out
 }

@@ -103,11 +103,11 @@ func TestValidateRefuses(t *testing.T) {
 		{"route path double slash", func(c *Config) { route(c, 1).Path = "/api//x" }, "routes[1].path", "//"},
 		{"route path query", func(c *Config) { route(c, 1).Path = "/api?x" }, "routes[1].path", "?"},
 		{"route path empty", func(c *Config) { route(c, 1).Path = "" }, "routes[1].path", "required"},
-		{"route upstream missing", func(c *Config) { c.Upstream = ""; route(c, 0).Upstream = "" }, "routes[0].upstream", "required"},
+		{"route upstream missing where another has one", func(c *Config) { route(c, 1); c.Upstream = ""; route(c, 0).Upstream = "" }, "routes[0].upstream", "required"},
 		{"route upstream with query", func(c *Config) { route(c, 2).Upstream = "http://a.internal/?x=1" }, "routes[2].upstream", "query"},
 		{"route upstream with fragment", func(c *Config) { route(c, 2).Upstream = "http://a.internal/#x" }, "routes[2].upstream", "fragment"},
 		{"route upstream with user info", func(c *Config) { route(c, 2).Upstream = "http://u:p@a.internal/" }, "routes[2].upstream", "user info"},
-		{"route upstream not http", func(c *Config) { route(c, 2).Upstream = "unix:///tmp/s" }, "routes[2].upstream", "http(s)"},
+		{"route upstream not http", func(c *Config) { route(c, 2).Upstream = "unix:///tmp/s" }, "routes[2].upstream", "http://, https:// or h2c://"},
 		{"route auth unknown", func(c *Config) { route(c, 1).Auth = "maybe" }, "routes[1].auth", "public, optional, required"},
 		{"route session_check unknown", func(c *Config) { route(c, 1).SessionCheck = "always" }, "routes[1].session_check", "off, cached, strict"},
 		{"route on_error unknown", func(c *Config) { route(c, 1).OnSessionCheckError = "retry" }, "routes[1].on_session_check_error", "deny, allow"},
@@ -127,6 +127,8 @@ func TestValidateRefuses(t *testing.T) {
 			route(c, 2).Path = "/admin"
 			route(c, 2).CaseInsensitive = true
 		}, "routes[2].path", "overlaps routes[1] when case is ignored"},
+		{"negative nonce rate", func(c *Config) { c.Clerk.HandshakeNonceRate = -1 }, "clerk.handshake_nonce_rate", "0"},
+		{"negative nonce burst", func(c *Config) { c.Clerk.HandshakeNonceBurst = -1 }, "clerk.handshake_nonce_burst", "negative"},
 		{"semicolon in a route path", func(c *Config) { route(c, 1).Path = "/admin;x" }, "routes[1].path", `";"`},
 		{"backslash in a route path", func(c *Config) { route(c, 1).Path = `/admin\x` }, "routes[1].path", "backslash"},
 		{"host with port", func(c *Config) { route(c, 1).Host = "app.example.com:443" }, "routes[1].host", "port"},

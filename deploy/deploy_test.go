@@ -31,6 +31,7 @@ const (
 	fakeFrontendAPI    = "https://clerk.inspired.puma-74.lcl.dev"
 	fakeWebhookSecret  = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	fakeAdminToken     = "0f5e8c1d2b7a49e6a3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6"
+	fakeMetricsToken   = "9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9"
 )
 
 func envOf(kv map[string]string) func(string) (string, bool) {

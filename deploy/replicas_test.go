@@ -147,6 +147,7 @@ func TestKubernetesReplicas(t *testing.T) {
 		"CLERK_PUBLISHABLE_KEY":        fakePublishableKey,
 		"CLERK_WEBHOOK_SIGNING_SECRET": fakeWebhookSecret,
 		"SESSIONGATE_ADMIN_TOKEN":      fakeAdminToken,
+		"SESSIONGATE_METRICS_TOKEN":    fakeMetricsToken,
 		"REDIS_PASSWORD":               fakeRedisPassword,
 	}
 	secretName, secretKeys := kubectlSecret(t, data)

@@ -54,5 +54,5 @@ func TestCaddyForwardAuth(t *testing.T) {
 	fx := newFrontProxyFixture(t)
 	c := startCaddy(t, bin, fx.sessiongateAddr(), fx.appAddr())
 	// Caddy hands any non-2xx answer of sessiongate to the client.
-	fx.run(t, c.addr, func(status int) int { return status })
+	fx.run(t, "caddy", c.addr, func(status int) int { return status })
 }

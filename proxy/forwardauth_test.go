@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
@@ -19,7 +20,7 @@ func forwardAuthFixture(t *testing.T) (*fixture, string, string) {
 	f := newFixture(t, func(up *url.URL) []proxy.Route {
 		return []proxy.Route{
 			{Path: "/public", Upstream: up, Auth: proxy.Public},
-			{Path: "/admin", Upstream: up, Roles: []string{"admin"}},
+			{Path: "/admin", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Roles: []string{"admin"}}}},
 			{Path: "/", Upstream: up},
 			{Path: "/", Host: "open.example.com", Upstream: up, Auth: proxy.Public},
 		}
@@ -121,6 +122,11 @@ func TestForwardAuthRejectsMissingRepeatedOrConflictingHeaders(t *testing.T) {
 		{"host as a list", member, map[string][]string{"X-Forwarded-Uri": {"/app"}, "X-Forwarded-Host": {"a.example, open.example.com"}}, 400, "forwarded-headers-conflict"},
 		{"proto repeated", member, map[string][]string{"X-Forwarded-Uri": {"/app"}, "X-Forwarded-Proto": {"https", "http"}}, 400, "forwarded-headers-conflict"},
 		{"no URI", member, nil, 400, "forwarded-request-invalid"},
+		{"fragment in the raw URI", member, map[string][]string{"X-Forwarded-Uri": {"/admin#x"}}, 400, "forwarded-request-invalid"},
+		{"fragment after the query", member, map[string][]string{"X-Forwarded-Uri": {"/admin?a=1#x"}}, 400, "forwarded-request-invalid"},
+		{"space in the raw URI", member, map[string][]string{"X-Forwarded-Uri": {"/admin x"}}, 400, "forwarded-request-invalid"},
+		{"non-ASCII byte in the raw URI", member, map[string][]string{"X-Forwarded-Uri": {"/admin\xc3\xa9"}}, 400, "forwarded-request-invalid"},
+		{"encoded fragment is a path byte", member, map[string][]string{"X-Forwarded-Uri": {"/admin%23x"}}, 200, ""},
 		{"absolute URI", member, map[string][]string{"X-Forwarded-Uri": {"http://open.example.com/app"}}, 400, "forwarded-request-invalid"},
 		{"malformed method", member, map[string][]string{"X-Forwarded-Uri": {"/app"}, "X-Forwarded-Method": {"G T"}}, 400, "forwarded-request-invalid"},
 		{"malformed host", member, map[string][]string{"X-Forwarded-Uri": {"/app"}, "X-Forwarded-Host": {"a/b"}}, 400, "forwarded-request-invalid"},

@@ -45,7 +45,7 @@ func newFrontProxyFixture(t *testing.T) *frontProxyFixture {
 	appURL := mustURL(t, fx.app.URL)
 	p, err := proxy.New(proxy.Options{Gate: gate, Routes: []proxy.Route{
 		{Path: "/public", Upstream: appURL, Auth: proxy.Public},
-		{Path: "/admin", Upstream: appURL, Auth: proxy.Required, Roles: []string{"admin"}},
+		{Path: "/admin", Upstream: appURL, Auth: proxy.Required, Policy: middleware.Policy{Require: middleware.Requirements{Roles: []string{"admin"}}}},
 		{Path: "/", Upstream: appURL, Auth: proxy.Required},
 	}})
 	if err != nil {
@@ -66,11 +66,13 @@ type frontProxyCase struct {
 	status   int               // sessiongate's decision (or the app's 200)
 	reason   string            // X-Clerk-Auth-Reason on the response
 	identity map[string]string // exact X-Sessiongate-* headers the app must see (on 200)
+	only     string            // "nginx" or "caddy": a case for that front proxy alone
 }
 
-// run sends every case through the front proxy at addr. statusVia maps
-// sessiongate's status to what the front proxy answers with it.
-func (fx *frontProxyFixture) run(t *testing.T, addr string, statusVia func(int) int) {
+// run sends every case through the front proxy (named name) at addr.
+// statusVia maps sessiongate's status to what the front proxy answers with
+// it.
+func (fx *frontProxyFixture) run(t *testing.T, name, addr string, statusVia func(int) int) {
 	t.Helper()
 	client := &http.Client{
 		Transport: &http.Transport{Proxy: nil}, // never an HTTP_PROXY from the environment
@@ -81,10 +83,17 @@ func (fx *frontProxyFixture) run(t *testing.T, addr string, statusVia func(int) 
 	}
 	t.Cleanup(client.CloseIdleConnections)
 	for _, tc := range fx.cases(t) {
+		if tc.only != "" && tc.only != name {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest("GET", "http://"+addr+tc.path, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if strings.Contains(tc.path, "#") {
+				// Go's client never sends a fragment; an attacker's does.
+				req.URL.Opaque, req.URL.Fragment = tc.path, ""
 			}
 			for _, f := range tc.setup {
 				f(req)
@@ -216,25 +225,31 @@ func (fx *frontProxyFixture) cases(t *testing.T) []frontProxyCase {
 	}
 
 	return []frontProxyCase{
-		{"valid bearer reaches the app with identity", "/app?x=1", []func(*http.Request){bearer(valid)}, 200, "", aliceIdentity},
-		{"valid bearer overrides spoofed identity", "/app", []func(*http.Request){bearer(valid), spoofIdentity}, 200, "", aliceIdentity},
-		{"valid __session cookie reaches the app with identity", "/app", []func(*http.Request){cookie(valid), spoofIdentity}, 200, "", aliceIdentity},
-		{"missing token is 401", "/app", nil, 401, "session-token-missing", nil},
-		{"missing token with spoofed identity is 401", "/app", []func(*http.Request){spoofIdentity}, 401, "session-token-missing", nil},
-		{"expired token is 401", "/app", []func(*http.Request){bearer(expired), spoofIdentity}, 401, "token-expired", nil},
-		{"expired cookie is 401", "/app", []func(*http.Request){cookie(expired)}, 401, "token-expired", nil},
-		{"garbage token is 401", "/app", []func(*http.Request){bearer("garbage")}, 401, "token-invalid", nil},
-		{"public route without token, spoofed identity dropped", "/public/page", []func(*http.Request){spoofIdentity}, 200, "", map[string]string{}},
-		{"public route with a valid token gets no identity", "/public", []func(*http.Request){bearer(valid), spoofIdentity}, 200, "", map[string]string{}},
+		{"valid bearer reaches the app with identity", "/app?x=1", []func(*http.Request){bearer(valid)}, 200, "", aliceIdentity, ""},
+		{"valid bearer overrides spoofed identity", "/app", []func(*http.Request){bearer(valid), spoofIdentity}, 200, "", aliceIdentity, ""},
+		{"valid __session cookie reaches the app with identity", "/app", []func(*http.Request){cookie(valid), spoofIdentity}, 200, "", aliceIdentity, ""},
+		{"missing token is 401", "/app", nil, 401, "session-token-missing", nil, ""},
+		{"missing token with spoofed identity is 401", "/app", []func(*http.Request){spoofIdentity}, 401, "session-token-missing", nil, ""},
+		{"expired token is 401", "/app", []func(*http.Request){bearer(expired), spoofIdentity}, 401, "token-expired", nil, ""},
+		{"expired cookie is 401", "/app", []func(*http.Request){cookie(expired)}, 401, "token-expired", nil, ""},
+		{"garbage token is 401", "/app", []func(*http.Request){bearer("garbage")}, 401, "token-invalid", nil, ""},
+		{"public route without token, spoofed identity dropped", "/public/page", []func(*http.Request){spoofIdentity}, 200, "", map[string]string{}, ""},
+		{"public route with a valid token gets no identity", "/public", []func(*http.Request){bearer(valid), spoofIdentity}, 200, "", map[string]string{}, ""},
 		// A client's own forwarding headers never choose the route: the
 		// recipe sets or clears every one of them.
-		{"spoofed X-Forwarded-Uri of a public path does not open a required one", "/app", []func(*http.Request){forwarding("/public")}, 401, "session-token-missing", nil},
-		{"spoofed X-Forwarded-Uri of a required path does not pass a role route", "/admin/x", []func(*http.Request){bearer(member), forwarding("/")}, 403, "missing-role", nil},
-		{"spoofed forwarding headers do not disturb a valid request", "/app", []func(*http.Request){bearer(member), forwarding("/public")}, 200, "", bobIdentity},
-		{"admin route with the admin role", "/admin/x", []func(*http.Request){bearer(valid), forwarding("/public")}, 200, "", aliceIdentity},
+		{"spoofed X-Forwarded-Uri of a public path does not open a required one", "/app", []func(*http.Request){forwarding("/public")}, 401, "session-token-missing", nil, ""},
+		{"spoofed X-Forwarded-Uri of a required path does not pass a role route", "/admin/x", []func(*http.Request){bearer(member), forwarding("/")}, 403, "missing-role", nil, ""},
+		{"spoofed forwarding headers do not disturb a valid request", "/app", []func(*http.Request){bearer(member), forwarding("/public")}, 200, "", bobIdentity, ""},
+		{"admin route with the admin role", "/admin/x", []func(*http.Request){bearer(valid), forwarding("/public")}, 200, "", aliceIdentity, ""},
 		// ';' parameters that would change the route are refused, as are
 		// dot segments: a public prefix cannot reach a required path.
-		{"path parameter on a protected route's segment fails closed", "/admin;x/y", []func(*http.Request){bearer(member)}, 400, "path-ambiguous", nil},
-		{"dot segments through a public prefix fail closed", "/public/../app", []func(*http.Request){spoofIdentity}, 400, "path-not-clean", nil},
+		{"path parameter on a protected route's segment fails closed", "/admin;x/y", []func(*http.Request){bearer(member)}, 400, "path-ambiguous", nil, ""},
+		// A raw '#' in the request line: nginx hands it to sessiongate and
+		// to the app as it is, and many app stacks cut the path there
+		// ("/admin#x" is their "/admin"): refused. Caddy re-encodes it
+		// ("/admin%23x") for both, so both read the same path.
+		{"raw fragment in the request line fails closed", "/admin#x", []func(*http.Request){bearer(member)}, 400, "forwarded-request-invalid", nil, "nginx"},
+		{"raw fragment in the request line is one path to both", "/admin#x", []func(*http.Request){bearer(member)}, 200, "", bobIdentity, "caddy"},
+		{"dot segments through a public prefix fail closed", "/public/../app", []func(*http.Request){spoofIdentity}, 400, "path-not-clean", nil, ""},
 	}
 }

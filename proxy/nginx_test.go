@@ -75,7 +75,7 @@ func TestNginxForwardAuth(t *testing.T) {
 	ngx := startNginx(t, bin, fx.sessiongateAddr(), fx.appAddr())
 	// nginx turns any auth-subrequest status but 2xx, 401 and 403 into a
 	// 500 of its own (fail closed).
-	fx.run(t, ngx.addr, func(status int) int {
+	fx.run(t, "nginx", ngx.addr, func(status int) int {
 		if status == 400 {
 			return 500
 		}

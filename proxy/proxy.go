@@ -42,6 +42,9 @@ type Event struct {
 	Upstream  time.Duration     // time in the upstream round trip (0 when not forwarded)
 	UserID    string
 	RequestID string
+	// UpstreamError is the kind of a failed upstream round trip (see
+	// UpstreamErrorKind): "" when the round trip did not fail.
+	UpstreamError string
 }
 
 // Observer receives one Event per request. It must be fast and safe for
@@ -80,6 +83,13 @@ type Options struct {
 	Logger *zap.Logger
 	// AccessLog enables the access-log line.
 	AccessLog bool
+	// ClaimHeaders maps upstream header names to claim paths ("X-User-Email":
+	// "email", "X-Plan": "public_metadata.plan"), for every route; a route's
+	// own Route.ClaimHeaders are added (its entry wins for a header both
+	// name). Each mapped name is stripped from every inbound request, on
+	// every route, in every spelling, like the identity headers. See
+	// ValidateClaimHeader for the names refused.
+	ClaimHeaders map[string]string
 }
 
 // Proxy is the reverse proxy and forward-auth handler. It is an http.Handler.
@@ -97,6 +107,9 @@ type Proxy struct {
 	log       *zap.Logger
 	accessLog bool
 	ids       *idSource
+	// mapped are the claim header names of every route, normalized (lower
+	// case, "_" as "-"): stripped from every inbound request.
+	mapped []string
 }
 
 // identityNames are the canonical names of the identity headers.
@@ -130,6 +143,13 @@ func New(opts Options) (*Proxy, error) {
 	if !validHeaderName(prefix) {
 		return nil, fmt.Errorf("proxy: header prefix %q is not a valid header name", prefix)
 	}
+	mapped, err := claimHeaderNames(prefix, opts.ClaimHeaders, routes)
+	if err != nil {
+		return nil, err
+	}
+	for _, rt := range routes {
+		rt.claims = compileClaimHeaders(opts.ClaimHeaders, rt.ClaimHeaders)
+	}
 	p := &Proxy{
 		gate:      opts.Gate,
 		routes:    routes,
@@ -142,6 +162,7 @@ func New(opts Options) (*Proxy, error) {
 		log:       opts.Logger,
 		accessLog: opts.AccessLog,
 		ids:       newIDSource(),
+		mapped:    mapped,
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -210,7 +231,7 @@ func NewTransport(o TransportOptions) *http.Transport {
 	if o.MaxIdleConnsPerHost == 0 {
 		o.MaxIdleConnsPerHost = 256
 	}
-	return &http.Transport{
+	t := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          4 * o.MaxIdleConnsPerHost,
@@ -221,6 +242,8 @@ func NewTransport(o TransportOptions) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 	}
+	registerH2C(t) // h2c:// upstreams (h2c.go)
+	return t
 }
 
 // state is carried through one request for the access log and metrics.
@@ -241,6 +264,8 @@ type state struct {
 	requestID string
 	peerTrust bool
 	noStore   bool // the handshake set cookies: the upstream answer gets Cache-Control: no-store
+	// upstreamErr is the UpstreamErrorKind of a failed round trip.
+	upstreamErr string
 
 	// upstreamAuth replaces the Authorization header sent upstream (a
 	// template token), set on the outbound request in rewrite.
@@ -292,7 +317,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	ev := Event{Status: status, Reason: st.reason, Duration: d, Verify: st.verify, Upstream: st.upstream, RequestID: st.requestID}
+	ev := Event{Status: status, Reason: st.reason, Duration: d, Verify: st.verify, Upstream: st.upstream, RequestID: st.requestID,
+		UpstreamError: st.upstreamErr}
 	if st.route != nil {
 		ev.Route = st.route.Name
 	}
@@ -336,11 +362,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 		p.refusePath(w, st, problem)
 		return
 	}
-	if rt == nil || rt.Upstream == nil {
+	if rt == nil {
 		writeJSON(w, http.StatusNotFound, "not_found", "", "no route for this path")
 		return
 	}
 	st.route = rt
+	if rt.Upstream == nil {
+		writeJSON(w, http.StatusNotFound, "not_found", "", "this route has no upstream: it only decides forward-auth requests ("+ForwardAuthPath+")")
+		return
+	}
 	if !p.authenticate(w, r, rt, st, false) {
 		return
 	}
@@ -358,7 +388,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 			r.Header.Del("Authorization")
 		default:
 			st.reason = middleware.ReasonSessionStatusUnavailable
-			p.log.Warn("template token mint failed", zap.String("route", rt.Name), zap.Error(err))
+			p.log.Warn("template token mint failed", zap.String("route", rt.Name), zap.String("request_id", st.requestID), zap.Error(err))
 			p.gate.WriteError(w, &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable,
 				Message: "the upstream token could not be minted", Err: err})
 			return
@@ -383,9 +413,6 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, rt *route, 
 	claims, redirected, err := p.verifyRequest(w, r, rt, st, forwardAuth)
 	if redirected {
 		return false
-	}
-	if err == nil {
-		err = rt.authorize(claims)
 	}
 	if err == nil {
 		st.claims = claims
@@ -496,7 +523,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
 	if !p.forwardAuthPeer(r) {
 		st.reason = ReasonForwardedUntrusted
 		p.log.Warn("forward-auth request from an untrusted peer; add the front proxy's address to trusted_proxies",
-			zap.String("peer", r.RemoteAddr))
+			zap.String("peer", r.RemoteAddr), zap.String("request_id", st.requestID))
 		writeJSON(w, http.StatusForbidden, "forbidden", st.reason,
 			"forward-auth requests are accepted only from loopback and trusted_proxies")
 		return
@@ -523,6 +550,9 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
 	}
 	h := w.Header()
 	p.setIdentity(h, st)
+	if st.claims != nil && len(rt.claims) > 0 {
+		p.setClaimHeaders(h, rt, st.claims)
+	}
 	h.Set("Cache-Control", "no-store")
 	if st.claims != nil {
 		h.Set("X-Clerk-Auth-Status", "signed-in")
@@ -573,6 +603,17 @@ func forwardedRequest(r *http.Request) (*http.Request, middleware.Reason, string
 	}
 	if uri == "" || uri[0] != '/' {
 		return nil, ReasonForwardedInvalid, "the original URI (X-Forwarded-Uri or X-Original-URI) is missing or not a path"
+	}
+	// nginx's $request_uri is the request line's raw URI, and nginx passes
+	// that same raw URI to the app: a '#' there is not a fragment to Go's
+	// parser ("/admin#x" routes as "/") but is one to Express, Flask or
+	// Laravel (which serve "/admin"). Raw bytes a client should have
+	// percent-encoded are refused for the same reason: sessiongate and the
+	// app must read one path.
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c == '#' || c <= ' ' || c >= 0x7f {
+			return nil, ReasonForwardedInvalid, "the original URI has a '#', a space, a control or a non-ASCII byte"
+		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
@@ -662,6 +703,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set("Authorization", st.upstreamAuth)
 	}
 	p.setIdentity(pr.Out.Header, st)
+	if st.claims != nil && len(st.route.claims) > 0 {
+		p.setClaimHeaders(pr.Out.Header, st.route, st.claims)
+	}
 	// The Host of the upstream request is the upstream's (SetURL sets
 	// Out.URL.Host; Out.Host is cleared so the transport uses it).
 	pr.Out.Host = ""
@@ -669,7 +713,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 // upstreamError answers a failed round trip without leaking internals.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+	st := stateOf(r.Context())
+	kind := UpstreamErrorKind(r.Context(), err)
+	if st != nil {
+		st.upstreamErr = kind
+	}
+	if kind == UpstreamCanceled {
 		// The client went away; nobody reads the answer.
 		w.WriteHeader(499)
 		return
@@ -679,11 +728,15 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		status, code, msg = http.StatusGatewayTimeout, "gateway_timeout", "the upstream did not answer in time"
 	}
-	route := ""
-	if st := stateOf(r.Context()); st != nil && st.route != nil {
-		route = st.route.Name
+	route, requestID := "", ""
+	if st != nil {
+		requestID = st.requestID
+		if st.route != nil {
+			route = st.route.Name
+		}
 	}
-	p.log.Warn("upstream error", zap.String("route", route), zap.Int("status", status), zap.Error(err))
+	p.log.Warn("upstream error", zap.String("route", route), zap.Int("status", status), zap.String("kind", kind),
+		zap.String("request_id", requestID), zap.Error(err))
 	writeJSON(w, status, code, "", msg)
 }
 
@@ -693,7 +746,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 // spellings to the same variable.
 func (p *Proxy) stripIdentity(h http.Header) {
 	for name := range h {
-		if hasIdentityPrefix(name, p.prefix) {
+		if hasIdentityPrefix(name, p.prefix) || p.isMappedName(name) {
 			delete(h, name)
 		}
 	}
@@ -765,21 +818,11 @@ func IdentityHeaders(prefix string) []string {
 	return n.all()
 }
 
+// trustedPeer reports a peer in TrustedProxies, compared as ClientAddr
+// compares it (a zoned link-local proxy included).
 func (p *Proxy) trustedPeer(r *http.Request) bool {
-	if len(p.trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
-	for _, pfx := range p.trusted {
-		if pfx.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	ip, ok := peerAddr(r)
+	return ok && inPrefixes(ip, p.trusted)
 }
 
 // stripSessionCookies removes __session and __session_<suffix> from the

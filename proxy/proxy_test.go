@@ -226,10 +226,10 @@ func TestOrganizationRequirements(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(up *url.URL) []proxy.Route {
 		return []proxy.Route{
-			{Path: "/org", Upstream: up, RequireOrg: true},
-			{Path: "/admin", Upstream: up, Roles: []string{"admin"}},
-			{Path: "/billing", Upstream: up, Roles: []string{"org:admin", "org:billing"}},
-			{Path: "/docs", Upstream: up, Permissions: []string{"org:docs:read", "org:docs:write"}},
+			{Path: "/org", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Org: true}}},
+			{Path: "/admin", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Roles: []string{"admin"}}}},
+			{Path: "/billing", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Roles: []string{"org:admin", "org:billing"}}}},
+			{Path: "/docs", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Permissions: []string{"org:docs:read", "org:docs:write"}}}},
 			{Path: "/pending-ok", Upstream: up, Policy: middleware.Policy{AllowPending: true}},
 			{Path: "/", Upstream: up},
 		}
@@ -446,7 +446,7 @@ func TestRedirectURLTrustsOnlyConfiguredProxies(t *testing.T) {
 func TestNoRedirectFor403(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(up *url.URL) []proxy.Route {
-		return []proxy.Route{{Path: "/", Upstream: up, RequireOrg: true}}
+		return []proxy.Route{{Path: "/", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Org: true}}}}
 	}, func(o *proxy.Options) { o.SignInURL = mustURL(t, "https://accounts.example.com/sign-in") })
 	r := get("/", f.inst.MustMint(t))
 	r.Header.Set("Sec-Fetch-Dest", "document")
@@ -461,7 +461,7 @@ func TestForwardAuth(t *testing.T) {
 	f := newFixture(t, func(up *url.URL) []proxy.Route {
 		return []proxy.Route{
 			{Path: "/public", Upstream: up, Auth: proxy.Public},
-			{Path: "/admin", Upstream: up, Roles: []string{"admin"}},
+			{Path: "/admin", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Roles: []string{"admin"}}}},
 			{Path: "/", Upstream: up},
 		}
 	}, func(o *proxy.Options) { o.SignInURL = mustURL(t, "https://accounts.example.com/sign-in") })

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -45,21 +44,18 @@ type Route struct {
 	// Host, when set, limits the route to requests for that host
 	// (case-insensitive, without port).
 	Host string
-	// Upstream is where matching requests go. Required unless the route is
-	// only used for forward-auth decisions (ForwardAuthOnly).
+	// Upstream is where matching requests go: http, https, or h2c
+	// (cleartext HTTP/2 with prior knowledge; NewTransport speaks it). Nil:
+	// the route only decides forward-auth requests, and a request proxied
+	// to it gets 404.
 	Upstream *url.URL
 	// Auth is the policy.
 	Auth Auth
-	// Policy is what the Gate checks beyond the token (pending sessions,
-	// session status). Ignored on public routes.
+	// Policy is what the Gate checks beyond the token: pending sessions,
+	// session status, and the authorization requirements (Policy.Require:
+	// organization, roles, permissions, features, plans, reverification;
+	// failures are 403s). Ignored on public routes.
 	Policy middleware.Policy
-	// RequireOrg, Roles and Permissions are authorization after
-	// authentication: an active organization, one of Roles ("admin" and
-	// "org:admin" are the same role), every one of Permissions. Failures are
-	// 403 missing-org, missing-role, missing-permission.
-	RequireOrg  bool
-	Roles       []string
-	Permissions []string
 	// ForwardToken false strips Authorization and the __session cookie from
 	// the upstream request.
 	ForwardToken bool
@@ -83,6 +79,9 @@ type Route struct {
 	// otherwise "/ADMIN" is decided by a less protected route (often "/")
 	// while the upstream serves its /admin handler. Off by default.
 	CaseInsensitive bool
+	// ClaimHeaders are this route's claim headers, added to
+	// Options.ClaimHeaders (this route's entry wins for a header both name).
+	ClaimHeaders map[string]string
 }
 
 // UpstreamToken supplies the bearer token an upstream receives in place of
@@ -93,9 +92,9 @@ type UpstreamToken interface {
 
 type route struct {
 	Route
-	prefix string // Path without a trailing slash ("" for "/")
-	host   string // lower-cased
-	roles  []string
+	prefix string        // Path without a trailing slash ("" for "/")
+	host   string        // lower-cased
+	claims []claimHeader // Options.ClaimHeaders and Route.ClaimHeaders merged
 }
 
 func compileRoutes(rs []Route) ([]*route, error) {
@@ -107,18 +106,15 @@ func compileRoutes(rs []Route) ([]*route, error) {
 		if !cleanPath(r.Path) {
 			return nil, fmt.Errorf("proxy: routes[%d]: path %q is not clean (dot segments or //)", i, r.Path)
 		}
-		if r.Upstream != nil && (r.Upstream.Scheme != "http" && r.Upstream.Scheme != "https" || r.Upstream.Host == "") {
-			return nil, fmt.Errorf("proxy: routes[%d]: upstream %q is not an absolute http(s) URL", i, r.Upstream)
+		if r.Upstream != nil && (r.Upstream.Scheme != "http" && r.Upstream.Scheme != "https" && r.Upstream.Scheme != "h2c" || r.Upstream.Host == "") {
+			return nil, fmt.Errorf("proxy: routes[%d]: upstream %q is not an absolute http(s) or h2c URL", i, r.Upstream)
 		}
 		cr := &route{Route: r, prefix: strings.TrimSuffix(r.Path, "/"), host: strings.ToLower(r.Host)}
 		if cr.Name == "" {
 			cr.Name = r.Host + r.Path
 		}
-		for _, role := range r.Roles {
-			if !strings.HasPrefix(role, "org:") {
-				role = "org:" + role
-			}
-			cr.roles = append(cr.roles, role)
+		if err := r.Policy.Require.Validate(); err != nil {
+			return nil, fmt.Errorf("proxy: routes[%d]: %w", i, err)
 		}
 		if strings.IndexByte(r.Path, ';') >= 0 {
 			return nil, fmt.Errorf("proxy: routes[%d]: path %q must not contain ';'", i, r.Path)
@@ -269,31 +265,4 @@ func cleanPath(p string) bool {
 		c += "/"
 	}
 	return c == p
-}
-
-var errNoRoute = errors.New("no route")
-
-// authorize applies the route's organization requirements.
-func (r *route) authorize(c *middleware.Claims) error {
-	if (r.RequireOrg || len(r.roles) > 0 || len(r.Permissions) > 0) && c.OrgID == "" {
-		return &middleware.Error{Reason: middleware.ReasonMissingOrg, Message: "this route requires an active organization"}
-	}
-	if len(r.roles) > 0 {
-		ok := false
-		for _, role := range r.roles {
-			if c.OrgRole == role {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return &middleware.Error{Reason: middleware.ReasonMissingRole, Message: "the organization role does not allow this route"}
-		}
-	}
-	for _, p := range r.Permissions {
-		if !c.HasPermission(p) {
-			return &middleware.Error{Reason: middleware.ReasonMissingPermission, Message: "the organization permissions do not allow this route"}
-		}
-	}
-	return nil
 }

@@ -23,7 +23,7 @@ func TestPathParametersCannotChangeTheRoute(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(up *url.URL) []proxy.Route {
 		return []proxy.Route{
-			{Path: "/admin", Upstream: up, Roles: []string{"admin"}},
+			{Path: "/admin", Upstream: up, Policy: middleware.Policy{Require: middleware.Requirements{Roles: []string{"admin"}}}},
 			{Path: "/public", Upstream: up, Auth: proxy.Public},
 			{Path: "/app", Upstream: up},
 			{Path: "/", Upstream: up, Auth: proxy.Public},

@@ -49,6 +49,7 @@ const (
 type devOptions struct {
 	Listen, ClerkListen, AdminListen string // ":0" ports pick free ones
 	TokenLifetime                    time.Duration
+	LogLevel                         zapcore.Level // --log-level; the zero value is info
 	// ready, when set, receives the gate's origin once everything listens
 	// (for tests; the banner is printed just before).
 	ready func(gateOrigin string)
@@ -75,19 +76,20 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.ClerkListen, "clerk-listen", defaultDevClerkListen, "the fake Clerk instance's `address` (loopback only)")
 	fs.StringVar(&opts.AdminListen, "admin-listen", defaultDevAdminListen, "the admin listener's `address` (loopback only)")
 	fs.DurationVar(&opts.TokenLifetime, "token-lifetime", defaultDevLifetime, "lifetime of the `duration` of minted dev tokens (real Clerk session tokens live 60s)")
+	fs.TextVar(&opts.LogLevel, "log-level", zapcore.InfoLevel, "`level` of the logs: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sessiongate dev [flags]\n       sessiongate dev token [flags]\n\n"+
-			"Starts a fake Clerk instance, a demo upstream and the gate in front of it, all on loopback.\n\nFlags:\n")
+			"Starts a fake Clerk instance, a demo upstream and the gate in front of it, all on loopback, and prints\n"+
+			"a working curl, a browser sign-in URL and the settings that point `sessiongate serve` at the fake.\n"+
+			"Reads no configuration file and no environment.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return parseExit(err)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sessiongate dev: unexpected argument %q\n", fs.Arg(0))
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "sessiongate dev: unexpected argument %q\n", pos[0])
 		fs.Usage()
 		return 2
 	}
@@ -139,11 +141,11 @@ func checkLoopbackAddr(addr string) error {
 	return nil
 }
 
-// devLogger is a zap console logger at info level on w.
-func devLogger(w io.Writer) *zap.Logger {
+// devLogger is a zap console logger at level on w.
+func devLogger(w io.Writer, level zapcore.Level) *zap.Logger {
 	enc := zap.NewDevelopmentEncoderConfig()
 	enc.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
 	return zap.New(core)
 }
 
@@ -165,7 +167,7 @@ func listenFlag(flagName, addr string) (net.Listener, error) {
 
 // devMain runs dev mode until ctx is done.
 func devMain(ctx context.Context, opts devOptions, stdout, stderr io.Writer) (err error) {
-	log := devLogger(stderr)
+	log := devLogger(stderr, opts.LogLevel)
 	defer func() { _ = log.Sync() }()
 
 	// The gate's listener first: its origin is the azp of every dev token.
@@ -269,6 +271,7 @@ func devMain(ctx context.Context, opts devOptions, stdout, stderr io.Writer) (er
 		Gate: gateOrigin, Clerk: fake.URL(), Admin: adminOrigin,
 		Token: token, SignIn: fake.SignInURL(gateOrigin + "/"), Lifetime: opts.TokenLifetime,
 		ClerkFlag: fake.URL() != defaultDevClerkURL,
+		Serve:     serveSettings(fake.Issuer(), gateOrigin, demoURL),
 	})
 	if opts.ready != nil {
 		opts.ready(gateOrigin)
@@ -327,6 +330,25 @@ type bannerData struct {
 	Gate, Clerk, Admin, Token, SignIn string
 	Lifetime                          time.Duration
 	ClerkFlag                         bool // the fake is not on the default address
+	Serve                             []envSetting
+}
+
+// envSetting is one environment variable of the printed serve command.
+type envSetting struct{ Name, Value string }
+
+// serveSettings are the environment of a `sessiongate serve` that verifies
+// the fake's tokens in front of the same demo upstream: the fake's issuer
+// (keys from its public JWKS, {issuer}/.well-known/jwks.json, so no secret
+// key is involved), the dev gate's origin as the authorized party (the azp
+// of every dev token), and listeners beside dev's own.
+func serveSettings(issuer, gateOrigin, demoURL string) []envSetting {
+	return []envSetting{
+		{"SESSIONGATE_ISSUER", issuer},
+		{"SESSIONGATE_AUTHORIZED_PARTIES", gateOrigin},
+		{"SESSIONGATE_UPSTREAM", demoURL},
+		{"SESSIONGATE_LISTEN", "127.0.0.1:8090"},
+		{"SESSIONGATE_ADMIN_LISTEN", "127.0.0.1:9091"},
+	}
 }
 
 func printBanner(w io.Writer, d bannerData) {
@@ -350,6 +372,13 @@ func printBanner(w io.Writer, d bannerData) {
 		clerkFlag = " --clerk " + d.Clerk
 	}
 	fmt.Fprintf(&b, "More tokens:\n\n  sessiongate dev token%s --user user_123 --org org_456 --role admin\n\n", clerkFlag)
+	if len(d.Serve) > 0 {
+		fmt.Fprintf(&b, "The same demo behind `sessiongate serve`, verifying this fake's tokens (while dev runs):\n\n")
+		for _, e := range d.Serve {
+			fmt.Fprintf(&b, "  %s=%s \\\n", e.Name, e.Value)
+		}
+		fmt.Fprintf(&b, "  sessiongate serve\n\n")
+	}
 	fmt.Fprintf(&b, "Ctrl-C stops everything.\n\n")
 	_, _ = io.WriteString(w, b.String())
 }
@@ -372,14 +401,12 @@ func runDevToken(args []string, stdout, stderr io.Writer) int {
 			"  curl -H \"Authorization: Bearer $(sessiongate dev token)\" http://127.0.0.1:8080/\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return parseExit(err)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sessiongate dev token: unexpected argument %q\n", fs.Arg(0))
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "sessiongate dev token: unexpected argument %q\n", pos[0])
 		fs.Usage()
 		return 2
 	}

@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,20 +31,17 @@ import (
 
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/buildinfo"
 	"github.com/sessiongate/sessiongate/middleware"
 )
-
-// version is set at build time with -ldflags "-X main.version=…"; otherwise
-// the module version from the build info is used.
-var version = ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `usage:
-  sessiongate serve   [--config FILE] [--listen ADDR] [--upstream URL] [--admin-listen ADDR]
-  sessiongate dev     [--listen ADDR] [--clerk-listen ADDR] [--admin-listen ADDR]
+  sessiongate serve   [--config FILE] [--listen ADDR] [--upstream URL] [--admin-listen ADDR] [--log-level L]
+  sessiongate dev     [--listen ADDR] [--clerk-listen ADDR] [--admin-listen ADDR] [--log-level L]
   sessiongate dev token [--user ID] [--org ID] [--role ROLE] [--slug SLUG]
   sessiongate verify  [--config FILE] TOKEN|-   (-: the token from stdin)
   sessiongate sessions list|get|revoke|verify|token ...   (CLERK_SECRET_KEY, CLERK_API_URL)
@@ -54,15 +50,22 @@ const usage = `usage:
 
 Configuration: a YAML file (--config or SESSIONGATE_CONFIG), the environment
 (CLERK_*, SESSIONGATE_*), then flags. See docs/configuration.md.
+Without a subcommand, sessiongate serves when a file or any of those
+variables is set. "sessiongate COMMAND --help" describes a command's flags.
 `
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return runServe(nil, stderr)
+		if nothingToServe(nil) {
+			// Nothing configured: the usage helps more than "no upstream".
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return runServe(nil, stdout, stderr)
 	}
 	switch args[0] {
 	case "serve":
-		return runServe(args[1:], stderr)
+		return runServe(args[1:], stdout, stderr)
 	case "dev":
 		if len(args) > 1 && args[1] == "token" {
 			return runDevToken(args[2:], stdout, stderr)
@@ -73,12 +76,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "sessions":
 		return runSessions(args[1:], stdout, stderr)
 	case "config":
-		if len(args) < 2 || args[1] != "check" {
-			fmt.Fprint(stderr, usage)
+		if len(args) >= 2 && args[1] == "check" {
+			return runConfigCheck(args[2:], stdout, stderr)
+		}
+		if len(args) == 2 && (args[1] == "help" || args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
+			fmt.Fprint(stdout, configUsage)
+			return 0
+		}
+		fmt.Fprint(stderr, configUsage)
+		return 2
+	case "version", "--version", "-version":
+		fs := flag.NewFlagSet("sessiongate version", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		usageFunc(fs, "sessiongate version", "Prints the version (the module version, or the one stamped at build time), the VCS revision when the\nbuild recorded one, and the Go version. The same version is the sessiongate_build_info metric's label.")
+		pos, err := parseArgs(fs, args[1:], stdout)
+		if err != nil {
+			return parseExit(err)
+		}
+		if len(pos) > 0 {
+			fmt.Fprintf(stderr, "sessiongate version: unexpected argument %q\n", pos[0])
 			return 2
 		}
-		return runConfigCheck(args[2:], stdout, stderr)
-	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sessiongate", versionString())
 		return 0
 	case "help", "-h", "--help":
@@ -86,22 +104,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	default:
 		if len(args[0]) > 0 && args[0][0] == '-' {
-			return runServe(args, stderr) // flags without a subcommand: serve
+			return runServe(args, stdout, stderr) // flags without a subcommand: serve
 		}
 		fmt.Fprintf(stderr, "sessiongate: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
 }
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+// versionString is the version, the VCS revision when the build recorded
+// one, and the Go version (internal/buildinfo: the same source as the
+// sessiongate_build_info metric).
+func versionString() string { return buildinfo.Read().String() }
 
 // serveFlags are the flags of serve.
 type serveFlags struct {
@@ -109,41 +122,52 @@ type serveFlags struct {
 	over config.Overrides
 }
 
-func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, *flag.FlagSet, error) {
+const serveDescription = `Runs the authenticating reverse proxy (and forward-auth endpoint) and the admin listener until SIGTERM
+or SIGINT, then drains in-flight requests. Configuration: defaults, then the YAML file (--config or
+SESSIONGATE_CONFIG), then the environment (CLERK_*, SESSIONGATE_*), then these flags; every key is in
+docs/configuration.md. "sessiongate config check" validates a configuration without serving.`
+
+func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (*serveFlags, []string, error) {
 	fs := flag.NewFlagSet("sessiongate "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &serveFlags{}
-	fs.StringVar(&f.file, "config", "", "YAML configuration file (default: $SESSIONGATE_CONFIG)")
-	fs.StringVar(&f.over.Listen, "listen", "", "proxy listen address (listen)")
-	fs.StringVar(&f.over.Upstream, "upstream", "", "default upstream URL (upstream)")
-	fs.StringVar(&f.over.AdminListen, "admin-listen", "", "admin listen address (admin_listen)")
-	if err := fs.Parse(args); err != nil {
-		return nil, fs, err
-	}
-	return f, fs, nil
+	fs.StringVar(&f.file, "config", "", "YAML configuration `file` (default: $SESSIONGATE_CONFIG)")
+	fs.StringVar(&f.over.Listen, "listen", "", "proxy listen `address` (listen, SESSIONGATE_LISTEN; default :8080)")
+	fs.StringVar(&f.over.Upstream, "upstream", "", "default upstream `URL` (upstream, SESSIONGATE_UPSTREAM)")
+	fs.StringVar(&f.over.AdminListen, "admin-listen", "", "admin listen `address` (admin_listen, SESSIONGATE_ADMIN_LISTEN; default 127.0.0.1:9090)")
+	fs.StringVar(&f.over.LogLevel, "log-level", "", "`level` of the logs: debug, info, warn or error (log.level, SESSIONGATE_LOG_LEVEL; default info)")
+	usageFunc(fs, "sessiongate "+name+" [flags]", serveDescription)
+	pos, err := parseArgs(fs, args, stdout)
+	return f, pos, err
 }
 
-func runServe(args []string, stderr io.Writer) int {
-	f, fs, err := parseServeFlags("serve", args, stderr)
+func runServe(args []string, stdout, stderr io.Writer) int {
+	f, pos, err := parseServeFlags("serve", args, stdout, stderr)
 	if err != nil {
+		return parseExit(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "sessiongate serve: unexpected argument %q (see sessiongate serve --help)\n", pos[0])
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sessiongate serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, err := config.Load(config.Sources{File: f.file, Flags: f.over})
+	// SIGHUP reloads the configuration (reload.go); caught from here on, so
+	// that one sent during start-up does not kill the process.
+	hup := notifyHUP()
+	defer signal.Stop(hup)
+	src := config.Sources{File: f.file, Flags: f.over}
+	cfg, err := config.Load(src)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	a, err := app.New(cfg, app.Options{})
+	a, err := app.New(cfg, reloadOptions(app.Options{}, src))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go reloadOnHUP(ctx, hup, a)
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "sessiongate:", err)
 		return 1
@@ -162,16 +186,21 @@ const maxVerifyInput = 64 << 10
 func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sessiongate verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("config", "", "YAML configuration file (default: $SESSIONGATE_CONFIG)")
+	file := fs.String("config", "", "YAML configuration `file` (default: $SESSIONGATE_CONFIG); only the clerk settings matter")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the signing keys")
-	if err := fs.Parse(args); err != nil {
+	usageFunc(fs, "sessiongate verify [--config FILE] [--timeout D] TOKEN|-",
+		`Verifies one session token against the configured Clerk instance, as the proxy would. Valid: the claims as
+JSON on stdout, exit 0. Invalid: the reason code on stdout and the message on stderr, exit 1. "-" reads the
+token from stdin, which keeps it out of ps and the shell's history.`)
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return parseExit(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: sessiongate verify [--config FILE] [--timeout D] TOKEN|-   (-: read the token from stdin)")
 		return 2
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: sessiongate verify [--config FILE] TOKEN|-   (-: read the token from stdin)")
-		return 2
-	}
-	token := fs.Arg(0)
+	token := pos[0]
 	if token == "-" {
 		data, err := io.ReadAll(io.LimitReader(stdin, maxVerifyInput+1))
 		if err != nil {
@@ -221,14 +250,20 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sessiongate config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	usageFunc(fs, "sessiongate config check [FILE]", configUsageText)
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return parseExit(err)
 	}
-	if fs.NArg() > 1 {
+	if len(pos) > 1 {
 		fmt.Fprintln(stderr, "usage: sessiongate config check [FILE]")
 		return 2
 	}
-	cfg, err := config.Load(config.Sources{File: fs.Arg(0)})
+	file := ""
+	if len(pos) == 1 {
+		file = pos[0]
+	}
+	cfg, err := config.Load(config.Sources{File: file})
 	if err != nil {
 		var ve *config.ValidationError
 		if errors.As(err, &ve) {
@@ -253,3 +288,9 @@ func runConfigCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+const configUsageText = `Reads the configuration exactly as serve does (FILE, else SESSIONGATE_CONFIG, else none, then the
+environment), validates it, and prints the effective configuration as YAML with every secret REDACTED
+(exit 0), or every problem, each naming its key (exit 1). It contacts neither Clerk nor the upstreams.`
+
+const configUsage = "usage: sessiongate config check [FILE]\n\n" + configUsageText + "\n"

@@ -164,7 +164,9 @@ func TestBinaryVerify(t *testing.T) {
 		code   int
 		stdout string
 	}{
-		{"valid", inst.MustMint(t, clerktest.WithUser("user_cli")), 0, `"Subject": "user_cli"`},
+		{"valid", inst.MustMint(t, clerktest.WithUser("user_cli")), 0, `"sub": "user_cli"`},
+		// Claims print by their JWT names, custom claims included.
+		{"custom claims", inst.MustMint(t, clerktest.WithClaim("email", "cli@example.com")), 0, `"email": "cli@example.com"`},
 		{"expired", inst.MustMint(t, clerktest.WithExpiry(time.Now().Add(-time.Hour))), 1, "token-expired"},
 		{"garbage", "x.y.z", 1, "token-invalid"},
 	}
@@ -193,8 +195,8 @@ func TestBinaryVerifyReadsTheTokenFromStdin(t *testing.T) {
 		code   int
 		stdout string
 	}{
-		{"token on stdin", valid, 0, `"Subject": "user_stdin"`},
-		{"token and a newline on stdin", valid + "\n", 0, `"Subject": "user_stdin"`},
+		{"token on stdin", valid, 0, `"sub": "user_stdin"`},
+		{"token and a newline on stdin", valid + "\n", 0, `"sub": "user_stdin"`},
 		{"expired token on stdin", inst.MustMint(t, clerktest.WithExpiry(time.Now().Add(-time.Hour))), 1, "token-expired"},
 		{"empty stdin", "", 2, ""},
 		{"oversized stdin", strings.Repeat("a", 70<<10), 2, ""},

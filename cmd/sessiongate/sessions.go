@@ -108,7 +108,7 @@ func (c *sessionsCmd) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "%s\n", sessionsUsage)
+		fmt.Fprintf(fs.Output(), "%s\nFlags of %s:\n", sessionsUsage, c.name)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -118,25 +118,10 @@ func (c *sessionsCmd) flags() *flag.FlagSet {
 // positional ones. A "--" ends the flags. It returns a non-nil code when
 // parsing ends the command (0 for -h, 2 for a bad flag).
 func (c *sessionsCmd) parse(fs *flag.FlagSet, args []string, npos int, posNames string) ([]string, *int) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			code := exitUsage
-			if errors.Is(err, flag.ErrHelp) {
-				code = exitOK
-			}
-			return nil, &code
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	pos, err := parseArgs(fs, args, c.stdout)
+	if err != nil {
+		code := parseExit(err)
+		return nil, &code
 	}
 	if len(pos) != npos {
 		code := c.usagef("want %s, got %d argument(s)", posNames, len(pos))

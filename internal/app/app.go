@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -51,6 +51,16 @@ type Options struct {
 	// the proxy listener (forward-auth, the webhook) may take to deliver
 	// its body, counted from when its handler starts. Zero or negative: 5s.
 	ReservedReadTimeout time.Duration
+	// Reload re-reads the configuration from where it came from, for
+	// Reload (SIGHUP) and watch_config (reload.go). Nil: reloads are
+	// refused.
+	Reload func() (*config.Config, error)
+	// ConfigFile is the file watch_config watches. Empty: watch_config has
+	// nothing to watch (a warning is logged).
+	ConfigFile string
+	// PollInterval is how often watch_config hashes the file and the TLS
+	// certificate files are checked for a change. Zero or negative: 2s.
+	PollInterval time.Duration
 }
 
 // keySource is a key source that can report readiness.
@@ -66,19 +76,26 @@ type App struct {
 	keys    keySource
 	remote  *jwks.Remote // nil with a static key
 	gate    *middleware.Gate
-	proxy   *proxy.Proxy
-	handler http.Handler // the proxy, reserved paths bounded (guards.go)
+	handler http.Handler // the current proxy (front), reserved paths bounded (guards.go)
 	metrics *metrics
 	admin   http.Handler
 
 	reservedReadTimeout time.Duration
 
-	api       *clerkapi.Client // nil without clerk.secret_key
-	deny      *sessioncheck.DenyList
-	sessions  *sessioncheck.Service
-	templates map[string]*templatetoken.Source
-	hs        *handshake.Handshaker // nil unless a route has the handshake on
-	redis     *redisstore.Store     // nil without Redis (redis.go)
+	api         *clerkapi.Client // nil without clerk.secret_key
+	deny        *sessioncheck.DenyList
+	sessions    *sessioncheck.Service
+	templates   map[string]*templatetoken.Source // guarded by templatesMu: a reload may add to it
+	templatesMu sync.Mutex
+	hs          *handshake.Handshaker // nil unless a route has the handshake on
+	redis       *redisstore.Store     // nil without Redis (redis.go)
+
+	// What a configuration reload replaces and what it keeps (reload.go).
+	front     atomic.Pointer[front] // the proxy of the running configuration
+	transport http.RoundTripper     // to the upstreams, shared by every front
+	webhooks  http.Handler          // nil without clerk.webhook_secret
+	reload    reloader
+	certs     *certReloader // nil without tls (tls.go)
 
 	closeOnce sync.Once
 }
@@ -169,59 +186,74 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	a.gate = gate
 	a.metrics.registerGate(gate)
 
-	routes, err := a.buildRoutes(cfg)
-	if err != nil {
+	if a.webhooks, err = a.webhookHandler(cfg); err != nil {
 		a.Close()
 		return nil, err
 	}
-	webhooks, err := a.webhookHandler(cfg)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	popts := proxy.Options{
-		Gate:         gate,
-		Routes:       routes,
-		HeaderPrefix: cfg.Headers.Prefix,
-		Transport:    opts.Transport,
-		Observer:     a.metrics,
-		Webhooks:     webhooks,
-		Logger:       log.Named("proxy"),
-		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
-	}
-	if popts.Transport == nil {
-		popts.Transport = proxy.NewTransport(proxy.TransportOptions{
+	a.transport = opts.Transport
+	if a.transport == nil {
+		a.transport = proxy.NewTransport(proxy.TransportOptions{
 			DialTimeout:           cfg.Server.DialTimeout.D(),
 			ResponseHeaderTimeout: cfg.Server.UpstreamTimeout.D(),
 		})
 	}
+	p, err := a.buildProxy(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.front.Store(&front{cfg: cfg, proxy: p})
+	a.handler = boundReserved(http.HandlerFunc(a.serveFront), a.reservedReadTimeout)
+	if a.certs, err = newCertReloader(cfg.TLS, a.pollInterval(opts), log.Named("tls")); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.metrics.registerTLS(a.certs)
+	a.reload.load, a.reload.file, a.reload.interval = opts.Reload, opts.ConfigFile, a.pollInterval(opts)
+	a.reload.initWatch()
+	a.admin = a.adminHandler()
+	return a, nil
+}
+
+// buildProxy builds the proxy of cfg: its routes, headers, upstreams and
+// their policies. New calls it, and every configuration reload (reload.go):
+// what it reads from cfg is what a reload changes, so each key it reads
+// MUST be listed in reloadableKeys. It shares the App's Gate, session
+// checks, transport and webhook handler, which a reload keeps.
+func (a *App) buildProxy(cfg *config.Config) (*proxy.Proxy, error) {
+	routes, err := a.buildRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	popts := proxy.Options{
+		Gate:         a.gate,
+		Routes:       routes,
+		HeaderPrefix: cfg.Headers.Prefix,
+		ClaimHeaders: cfg.Headers.Claims,
+		Transport:    a.transport,
+		Observer:     a.metrics,
+		Webhooks:     a.webhooks,
+		Logger:       a.log.Named("proxy"),
+		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
+	}
 	if cfg.SignInURL != "" {
 		if popts.SignInURL, err = url.Parse(cfg.SignInURL); err != nil {
-			a.Close()
 			return nil, fmt.Errorf("sign_in_url: %w", err)
 		}
 	}
 	if cfg.PublicOrigin != "" {
 		if popts.PublicOrigin, err = url.Parse(cfg.PublicOrigin); err != nil {
-			a.Close()
 			return nil, fmt.Errorf("public_origin: %w", err)
 		}
 	}
 	for _, tp := range cfg.TrustedProxies {
 		pfx, err := parsePrefix(tp)
 		if err != nil {
-			a.Close()
 			return nil, fmt.Errorf("trusted_proxies: %w", err)
 		}
 		popts.TrustedProxies = append(popts.TrustedProxies, pfx)
 	}
-	if a.proxy, err = proxy.New(popts); err != nil {
-		a.Close()
-		return nil, err
-	}
-	a.handler = boundReserved(a.proxy, a.reservedReadTimeout)
-	a.admin = a.adminHandler()
-	return a, nil
+	return proxy.New(popts)
 }
 
 // unsupported refuses settings this build validates but cannot honour yet:
@@ -251,9 +283,12 @@ func handshakeRoutes(cfg *config.Config) []string {
 func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 	out := make([]proxy.Route, 0, len(cfg.Routes))
 	for i, r := range cfg.Routes {
-		up, err := url.Parse(r.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
+		var up *url.URL // nil: the route only decides forward-auth requests
+		if r.Upstream != "" {
+			var err error
+			if up, err = url.Parse(r.Upstream); err != nil {
+				return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
+			}
 		}
 		checker, err := a.sessions.Checker(sessionMode(r), onError(r), r.AllowPending)
 		if err != nil {
@@ -263,10 +298,8 @@ func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 			Path:            r.Path,
 			Host:            r.Host,
 			Upstream:        up,
-			Policy:          middleware.Policy{AllowPending: r.AllowPending, Sessions: checker},
-			RequireOrg:      r.Require.Org,
-			Roles:           r.Require.Roles,
-			Permissions:     r.Require.Permissions,
+			Policy:          middleware.Policy{AllowPending: r.AllowPending, Sessions: checker, Require: r.Require.Requirements()},
+			ClaimHeaders:    r.Headers.Claims,
 			ForwardToken:    r.ForwardsToken(),
 			Name:            r.Host + r.Path,
 			CaseInsensitive: r.CaseInsensitive,
@@ -359,7 +392,7 @@ func (a *App) adminHandler() http.Handler {
 		}
 		writeStatus(w, http.StatusOK, "ready", "")
 	})
-	mux.Handle("GET /metrics", a.requireAdmin(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", a.requireMetrics(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
 	mux.Handle("POST /sessions/{sid}/revoke", a.requireAdmin(http.HandlerFunc(a.revokeHandler)))
 	if a.cfg.AdminPprof && a.cfg.AdminToken != "" {
 		// Config refuses admin_pprof without admin_token; the second condition
@@ -375,23 +408,6 @@ func (a *App) adminHandler() http.Handler {
 		return refuseBrowsers(mux)
 	}
 	return mux
-}
-
-func (a *App) requireAdmin(next http.Handler) http.Handler {
-	token := a.cfg.AdminToken.Reveal()
-	if token == "" {
-		return next
-	}
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate-admin"`)
-			writeStatus(w, http.StatusUnauthorized, "unauthenticated", "the admin token is missing or wrong")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func writeStatus(w http.ResponseWriter, status int, s, msg string) {
@@ -431,7 +447,8 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 	errLog := zap.NewStdLog(a.log.Named("http"))
 	ps := &http.Server{
-		Handler:           a.handler,
+		Handler:           a.metrics.track(a.handler),
+		ConnState:         a.metrics.connState, // sessiongate_connections_open
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       a.cfg.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
@@ -442,6 +459,7 @@ func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 		// (Options.ReservedReadTimeout).
 		ErrorLog: errLog,
 	}
+	a.configureListener(ps) // tls, h2c (tls.go)
 	servers := []*http.Server{ps}
 	listeners := []net.Listener{pl}
 	if al != nil {
@@ -459,18 +477,21 @@ func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
 		go func(s *http.Server, l net.Listener) {
-			if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serveOn(s, l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 				return
 			}
 			errc <- nil
 		}(s, listeners[i])
 	}
-	fields := []zap.Field{zap.String("listen", pl.Addr().String())}
+	fields := []zap.Field{zap.String("listen", pl.Addr().String()), zap.Bool("tls", a.certs != nil), zap.Bool("h2c", a.cfg.H2C)}
 	if al != nil {
 		fields = append(fields, zap.String("admin_listen", al.Addr().String()))
 	}
 	a.log.Info("sessiongate serving", fields...)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := a.watchConfig(watchCtx) // watch_config (reload.go)
+	defer func() { stopWatch(); <-watched }()
 
 	var serveErr error
 	select {

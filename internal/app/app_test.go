@@ -374,3 +374,68 @@ func TestRouteCaseInsensitiveFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// headers.claims and require.features/plans/reverification from the
+// configuration reach the proxy: a mapped claim arrives upstream (and a
+// client's copy of it never does), unmet requirements are 403s with their
+// reasons, and a control character in a claim is counted, not sent.
+func TestClaimHeadersAndRequirementsFromConfig(t *testing.T) {
+	t.Parallel()
+	var seen atomic.Value
+	h := start(t, func(c *config.Config, _ *clerktest.Instance) {
+		c.Headers.Claims = map[string]string{"X-User-Email": "email"}
+		c.Routes = []config.Route{
+			{Path: "/billing", Upstream: c.Upstream, Require: config.Require{Plans: []string{"org:pro"}, Features: []string{"user:export"},
+				Reverification: &config.Reverification{Preset: "strict"}},
+				Headers: config.RouteHeaders{Claims: map[string]string{"X-Plan": "pla"}}},
+			{Path: "/", Upstream: c.Upstream},
+		}
+	}, func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Clone())
+	})
+	h.waitReady(t, 200)
+	get := func(path string, opts ...clerktest.TokenOption) (*http.Response, http.Header) {
+		t.Helper()
+		seen.Store(http.Header{})
+		req, _ := http.NewRequest("GET", h.proxyURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+h.inst.MustMint(t, opts...))
+		req.Header.Set("x_user_email", "attacker@example.com")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp, seen.Load().(http.Header)
+	}
+	resp, up := get("/", clerktest.WithClaim("email", "ada@example.com"))
+	if resp.StatusCode != 200 || up.Get("X-User-Email") != "ada@example.com" || len(up.Values("X_user_email")) != 0 {
+		t.Fatalf("/: %d, upstream got %v", resp.StatusCode, up)
+	}
+	resp, _ = get("/billing", clerktest.WithPlan("u:pro"), clerktest.WithUserFeatures("export"))
+	if resp.StatusCode != 403 || resp.Header.Get("X-Clerk-Auth-Reason") != "missing-plan" {
+		t.Fatalf("/billing without the plan: %d %q", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	resp, _ = get("/billing", clerktest.WithPlan("o:pro"), clerktest.WithUserFeatures("export"), clerktest.WithFactorVerificationAge(0, 11))
+	if resp.StatusCode != 403 || resp.Header.Get("X-Clerk-Auth-Reason") != "reverification-required" {
+		t.Fatalf("/billing with an old second factor: %d %q", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	resp, up = get("/billing", clerktest.WithPlan("o:pro"), clerktest.WithUserFeatures("export"), clerktest.WithFactorVerificationAge(0, 1),
+		clerktest.WithClaim("email", "bad\nvalue"))
+	if resp.StatusCode != 200 || up.Get("X-Plan") != "o:pro" || len(up.Values("X-User-Email")) != 0 {
+		t.Fatalf("/billing: %d, upstream got %v", resp.StatusCode, up)
+	}
+	_, body := getWith(t, h.adminURL+"/metrics", "")
+	if !strings.Contains(body, `sessiongate_claim_headers_dropped_total{header="X-User-Email",reason="control-character"} 1`) {
+		t.Errorf("the dropped claim is not counted:\n%s", grepLines(body, "claim_headers"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
-// metrics holds the series of DESIGN §4 on a registry of the App's own (no
+// metrics holds the series of docs/metrics.md on a registry of the App's own (no
 // global default registry: two Apps in one test process do not collide).
 type metrics struct {
 	reg      *prometheus.Registry
@@ -19,6 +19,9 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	verify   prometheus.Histogram
 	upstream *prometheus.HistogramVec
+	ops      opsMetrics // opsmetrics.go
+	// claimsDropped counts mapped claims not sent (claimmetrics.go).
+	claimsDropped *prometheus.CounterVec
 }
 
 // latencyBuckets cover 50 µs (a cache hit) to 10 s (a slow upstream).
@@ -72,6 +75,8 @@ func newMetrics(keys any, now func() time.Time) *metrics {
 			}),
 		)
 	}
+	m.registerOps()
+	m.registerClaims()
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -100,5 +105,8 @@ func (m *metrics) Observe(ev proxy.Event) {
 	}
 	if ev.Upstream > 0 {
 		m.upstream.WithLabelValues(route).Observe(ev.Upstream.Seconds())
+	}
+	if ev.UpstreamError != "" {
+		m.observeUpstreamError(route, ev.UpstreamError)
 	}
 }

@@ -156,6 +156,8 @@ func onError(r config.Route) sessioncheck.OnError {
 
 // templateSource returns the (shared) template-token source for a template.
 func (a *App) templateSource(cfg *config.Config, name string) (*templatetoken.Source, error) {
+	a.templatesMu.Lock()
+	defer a.templatesMu.Unlock()
 	if s, ok := a.templates[name]; ok {
 		return s, nil
 	}
@@ -173,6 +175,8 @@ func (a *App) templateSource(cfg *config.Config, name string) (*templatetoken.So
 // revoke denies a session locally at once and drops what is cached for it.
 func (a *App) revokeLocally(sid string) time.Time {
 	until := a.deny.Deny(sid)
+	a.templatesMu.Lock()
+	defer a.templatesMu.Unlock()
 	for _, s := range a.templates {
 		s.Forget(sid)
 	}
