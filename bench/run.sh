@@ -10,8 +10,11 @@
 #   DURATION=15      seconds of each measured wrk run
 #   WARMUP=2         seconds of warm-up before each measured run (same load)
 #   CONNS=64 THREADS=1   wrk connections / threads
-#   SCENARIOS="bare bare-default a b c d a-async b-async"   rows to run, in this order (also: bare-nopool);
-#                    a-async / b-async are (a) / (b) with log.async: true (buffered access log)
+#   SCENARIOS="bare bare-default a b c d a-async b-async"   rows to run, in this order (also: bare-nopool;
+#                    a-alt b-alt with ALT_BIN); a-async / b-async are (a) / (b) with log.async: true (buffered access log)
+#   ALT_BIN=         a sessiongate binary of another revision: rows a-alt / b-alt run it like (a) / (b), and the
+#                    memory measurement runs it too, so that two revisions are compared in one run (interleaved)
+#   ALT_LABEL=alt    how the table names ALT_BIN
 #   REPEAT=1         rounds of every row (interleaved); the table shows each row's median over the rounds
 #   DISTURBED=5      a round during which other processes used >= this % of the machine is "disturbed":
 #                    medians use only the undisturbed rounds of a row when it has any
@@ -54,6 +57,8 @@ PROFILE=${PROFILE:-0}
 REPEAT=${REPEAT:-1}
 DISTURBED=${DISTURBED:-5}
 BUILD=${BUILD:-1}
+ALT_BIN=${ALT_BIN:-}
+ALT_LABEL=${ALT_LABEL:-alt}
 PIN=${PIN:-auto}
 WORK=${BENCH_WORK:-${TMPDIR:-/tmp}/sessiongate-bench}
 
@@ -83,6 +88,10 @@ done
 [[ -n $PROXY_CPUS ]] && { command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required, or PIN=off" >&2; exit 1; }; }
 [[ $DURATION =~ ^[0-9]+$ && $WARMUP =~ ^[0-9]+$ ]] || { echo "run.sh: DURATION and WARMUP are whole seconds" >&2; exit 2; }
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: REPEAT is a whole number >= 1" >&2; exit 2; }
+if [[ -n $ALT_BIN ]]; then
+	[[ -x $ALT_BIN ]] || { echo "run.sh: ALT_BIN $ALT_BIN is not an executable" >&2; exit 2; }
+	ALT_BIN=$(cd "$(dirname "$ALT_BIN")" && pwd)/$(basename "$ALT_BIN")
+fi
 
 # Nothing from the caller's environment may change sessiongate's config.
 for v in $(compgen -e); do
@@ -223,16 +232,16 @@ done
 
 # ---------------------------------------------------------------- proxies under test
 
-# start_gate ENVFILE YAML LOG: sessiongate serve, pinned; sets PROXY_PID.
+# start_gate ENVFILE YAML LOG [BINARY]: sessiongate serve, pinned; sets PROXY_PID.
 start_gate() {
-	local envfile=$1 yaml=$2 log=$3
+	local envfile=$1 yaml=$2 log=$3 bin=${4:-$BIN/sessiongate}
 	(
 		set -a
 		# shellcheck disable=SC1090
 		. "$envfile"
 		set +a
 		export SESSIONGATE_CONFIG=$yaml
-		if [[ -n $PROXY_CPUS ]]; then exec taskset -c "$PROXY_CPUS" "$BIN/sessiongate" serve; else exec "$BIN/sessiongate" serve; fi
+		if [[ -n $PROXY_CPUS ]]; then exec taskset -c "$PROXY_CPUS" "$bin" serve; else exec "$bin" serve; fi
 	) >"$log" 2>&1 &
 	PROXY_PID=$!
 	PIDS+=("$PROXY_PID")
@@ -441,8 +450,19 @@ for s in $SCENARIOS; do
 		measure d "sessiongate (d) session_check cached, $SESSIONS sessions" "$GATE_URL" -s "$LUA" -- "$SESSIONS_FILE" rr
 		finish_proxy d "$log"
 		;;
+	a-alt | b-alt)
+		[[ -n $ALT_BIN ]] || { echo "run.sh: scenario $s needs ALT_BIN" >&2; exit 2; }
+		start_gate "$WORK/sessiongate.env" "$WORK/run-sessiongate.yaml" "$log" "$ALT_BIN"
+		if [[ $s == a-alt ]]; then
+			measure a-alt "sessiongate (a) one token reused, $ALT_LABEL" "$GATE_URL" "${AUTH[@]}"
+		else
+			prefill "$TOKENS_FILE"
+			measure b-alt "sessiongate (b) $TOKENS tokens round-robin, $ALT_LABEL" "$GATE_URL" -s "$LUA" -- "$TOKENS_FILE" rr
+		fi
+		finish_proxy "$s" "$log"
+		;;
 	*)
-		echo "run.sh: unknown scenario $s (want bare bare-nopool bare-default a b c d a-async b-async)" >&2
+		echo "run.sh: unknown scenario $s (want bare bare-nopool bare-default a b c d a-async b-async a-alt b-alt)" >&2
 		exit 2
 		;;
 	esac
@@ -451,11 +471,13 @@ done
 
 # ---------------------------------------------------------------- RSS
 
-RSS_LINE=""
-if [[ $RSS == on ]]; then
-	echo "== RSS: idle, then after $RSS_TOKENS distinct tokens (each sent once)"
-	log=$WORK/logs/rss.log
-	start_gate "$WORK/sessiongate.env" "$WORK/run-sessiongate.yaml" "$log"
+# measure_rss NAME BINARY LABEL: idle RSS, then RSS after RSS_TOKENS distinct tokens; appends to RSS_LINES.
+RSS_LINES=()
+RSS_SEND=""
+measure_rss() {
+	local name=$1 bin=$2 label=$3 log=$WORK/logs/$1.log idle full hwm entries send_cmd send_out
+	echo "== RSS ($label): idle, then after $RSS_TOKENS distinct tokens (each sent once)"
+	start_gate "$WORK/sessiongate.env" "$WORK/run-sessiongate.yaml" "$log" "$bin"
 	sleep 1
 	idle=$(rss_kib "$PROXY_PID" VmRSS)
 	send_cmd=("$BIN/benchenv" send -url "$GATE_URL" -tokens "$WORK/tokens-$RSS_TOKENS.txt" -c 32 -timeout 150s)
@@ -466,11 +488,15 @@ if [[ $RSS == on ]]; then
 	full=$(rss_kib "$PROXY_PID" VmRSS)
 	hwm=$(rss_kib "$PROXY_PID" VmHWM)
 	entries=$(metric sessiongate_token_cache_entries)
-	finish_proxy rss "$log"
-	RSS_LINE=$(printf '| %s | %.1f | %.1f | %.1f | %s | %s |' "$RSS_TOKENS" "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" \
+	finish_proxy "$name" "$log"
+	RSS_LINES+=("$(printf '| %s | %s | %.1f | %.1f | %.1f | %s | %s |' "$label" "$RSS_TOKENS" "$(awk -v k="$idle" 'BEGIN {print k / 1024}')" \
 		"$(awk -v k="$full" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')" "$entries" \
-		"$(awk -v a="$idle" -v b="$full" -v n="$entries" 'BEGIN {if (n) printf "%.0f", (b - a) * 1024 / n; else print "-"}')")
+		"$(awk -v a="$idle" -v b="$full" -v n="$entries" 'BEGIN {if (n) printf "%.0f", (b - a) * 1024 / n; else print "-"}')")")
 	RSS_SEND=$(head -n1 <<<"$send_out")
+}
+if [[ $RSS == on ]]; then
+	measure_rss rss "$BIN/sessiongate" sessiongate
+	if [[ -n $ALT_BIN ]]; then measure_rss rss-alt "$ALT_BIN" "sessiongate, $ALT_LABEL"; fi
 fi
 
 # ---------------------------------------------------------------- report
@@ -556,13 +582,13 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN {if (v == "-" || v == "") print "-"; else
 	echo "other processes: CPU the machine spent outside the proxy, benchenv and wrk during the measured run. At $DISTURBED % or"
 	echo "more the round is disturbed (undisturbed column above): rerun, or use REPEAT=3. The harness waits up to IDLE_WAIT s"
 	echo "for an idle machine before each row, then measures anyway."
-	if [[ -n $RSS_LINE ]]; then
+	if ((${#RSS_LINES[@]})); then
 		echo
 		echo "Memory of sessiongate (VmRSS from /proc/<pid>/status; idle = ready, JWKS loaded, no request yet):"
 		echo
-		echo "| cached tokens sent | idle RSS MiB | RSS after MiB | peak RSS (VmHWM) MiB | cache entries (/metrics) | bytes per entry (RSS delta) |"
-		echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
-		echo "$RSS_LINE"
+		echo "| binary | cached tokens sent | idle RSS MiB | RSS after MiB | peak RSS (VmHWM) MiB | cache entries (/metrics) | bytes per entry (RSS delta) |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+		printf '%s\n' "${RSS_LINES[@]}"
 		echo
 		echo "send: $RSS_SEND"
 	fi

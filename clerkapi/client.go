@@ -44,7 +44,8 @@ const (
 // value.
 type Config struct {
 	// SecretKey is the instance's Backend API key, "sk_live_…" or
-	// "sk_test_…". Required. It is sent only as "Authorization: Bearer …"
+	// "sk_test_…", or a machine secret key "ak_…" (for VerifyM2MToken
+	// only). Required. It is sent only as "Authorization: Bearer …"
 	// and MUST NOT appear in errors or logs.
 	SecretKey string
 
@@ -193,6 +194,11 @@ func New(cfg Config) (*Client, error) {
 func checkSecretKey(k string) error {
 	if k == "" {
 		return errors.New("clerkapi: Config.SecretKey: required")
+	}
+	if strings.HasPrefix(k, "ak_") && len(k) > len("ak_") && printableASCII(k, false) {
+		// A machine secret key: it authenticates VerifyM2MToken (and the
+		// machine's own M2M calls); other endpoints refuse it.
+		return nil
 	}
 	if !(strings.HasPrefix(k, "sk_live_") || strings.HasPrefix(k, "sk_test_")) || len(k) == len("sk_test_") {
 		return errors.New(`clerkapi: Config.SecretKey: want "sk_live_…" or "sk_test_…" (is this a publishable key?)`)

@@ -19,9 +19,24 @@ const ClientCookie = "__client"
 // frontendState is the fake Frontend API's state: browser clients and the
 // handshake format. The zero value is ready to use.
 type frontendState struct {
+	development bool // set once, by New
+
 	mu      sync.Mutex // guards following
 	clients map[string]browserClient
 	format  HandshakeFormat
+	// devBrowsers maps a development instance's dev-browser tokens to the
+	// client id they are signed in as ("" for signed out).
+	devBrowsers map[string]string
+	// syncCodes maps one-time satellite sync codes to a client id ("" for
+	// signed out): satellite.go.
+	syncCodes  map[string]string
+	satellites map[string]*Satellite // by origin
+	// proxy: proxied.go.
+	proxyURL string
+	proxied  []ProxiedRequest
+	// refresh tokens: refresh.go.
+	refreshOn     bool
+	refreshTokens map[string]string // token → client id
 }
 
 // browserClient is what a __client cookie stands for: the signed-in session
@@ -57,14 +72,18 @@ func (f *frontendState) remove(id string) (browserClient, bool) {
 	return c, ok
 }
 
-// PublishableKey returns a production publishable key naming the fake as
-// the Frontend API: "pk_live_" + base64("<host:port of URL>$"), the form
-// Clerk's SDKs parse. Configure sessiongate with it (clerk.publishable_key)
+// PublishableKey returns a publishable key naming the fake as the Frontend
+// API: "pk_live_" (or "pk_test_" for Options.Development) + base64("<host:port
+// of URL>$"), the form Clerk's SDKs parse. Configure sessiongate with it (clerk.publishable_key)
 // and with clerk.proxy_url set to URL, so the handshake redirect reaches the
 // fake over http. The host must contain a dot (127.0.0.1, not localhost) for
 // the key to parse.
 func (i *Instance) PublishableKey() string {
-	return "pk_live_" + base64.RawStdEncoding.EncodeToString([]byte(i.addr+"$"))
+	prefix := "pk_live_"
+	if i.frontend.development {
+		prefix = "pk_test_" // a development instance (Options.Development)
+	}
+	return prefix + base64.RawStdEncoding.EncodeToString([]byte(i.addr+"$"))
 }
 
 // CookieSuffix returns the cookie suffix of PublishableKey, as Clerk's SDKs
@@ -77,8 +96,9 @@ func (i *Instance) CookieSuffix() string {
 // signInBrowser is the successful end of POST /sign-in: a new session of
 // req's user, and the cookies Clerk sets on the application's domain
 // (__session, __client_uat) and on its own (__client). The fake has one host
-// for both, so all three are host-only cookies of the fake's host.
-func (i *Instance) signInBrowser(w http.ResponseWriter, req tokenRequest) error {
+// for both, so all three are host-only cookies of the fake's host. A
+// development instance sets none: the session is bound to devBrowser.
+func (i *Instance) signInBrowser(w http.ResponseWriter, req tokenRequest, devBrowser string) error {
 	now := i.now()
 	sid := newID("sess")
 	tok, err := i.Mint(append(req.options(), WithSession(sid), WithIssuedAt(now))...)
@@ -91,6 +111,14 @@ func (i *Instance) signInBrowser(w http.ResponseWriter, req tokenRequest) error 
 		clientID = newID("client")
 	}
 	i.frontend.put(clientID, browserClient{sessionID: sid, req: req, uat: now.Unix()})
+	if i.frontend.development {
+		// A development Frontend API is another site than the application:
+		// it sets no cookie there. The browser carries its dev browser back
+		// in the URL (serveSignIn), and the application's handshake gets
+		// the session cookies.
+		i.frontend.bindDevBrowser(devBrowser, clientID)
+		return nil
+	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: ClientUATCookie, Value: strconv.FormatInt(now.Unix(), 10), Path: "/", SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: ClientCookie, Value: clientID, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
@@ -98,8 +126,13 @@ func (i *Instance) signInBrowser(w http.ResponseWriter, req tokenRequest) error 
 }
 
 // signOutBrowser forgets the browser's client and ends its session, and
-// clears the __client cookie (the caller clears the others).
+// clears the __client cookie (the caller clears the others). A development
+// instance's browser is its dev browser (signOutDevBrowser).
 func (i *Instance) signOutBrowser(w http.ResponseWriter, r *http.Request) {
+	if i.frontend.development {
+		i.signOutDevBrowser(r)
+		return
+	}
 	if c, err := r.Cookie(ClientCookie); err == nil {
 		if bc, ok := i.frontend.remove(c.Value); ok {
 			i.sessions.setStatus(bc.sessionID, statusEnded, i.now())

@@ -255,8 +255,44 @@ func TestContractClientRequests(t *testing.T) {
 		t.Errorf("Revoke: %v %v", s, err)
 	}
 
+	// Machine credentials: every verify answer (valid, revoked, expired,
+	// unknown) is checked against the spec by the requestChecker.
+	mch := inst.CreateMachine("contract")
+	kid, key := inst.CreateAPIKey(APIKeyOptions{Scopes: []string{"read"}, Claims: map[string]any{"tier": "gold"}, ExpiresIn: time.Hour})
+	if k, err := cl.VerifyAPIKey(ctx, key); err != nil || k.ID != kid || k.Revoked || k.Expired {
+		t.Errorf("VerifyAPIKey: %+v %v", k, err)
+	}
+	_ = inst.RevokeMachineCredential(kid, "contract")
+	if k, err := cl.VerifyAPIKey(ctx, key); err != nil || !k.Revoked {
+		t.Errorf("VerifyAPIKey revoked: %+v %v", k, err)
+	}
+	if _, err := cl.VerifyAPIKey(ctx, "ak_unknown"); !errors.Is(err, clerkapi.ErrNotFound) {
+		t.Errorf("VerifyAPIKey unknown: %v", err)
+	}
+	mid, m2m, _ := inst.CreateM2MToken(mch.ID, M2MTokenOptions{Scopes: []string{mch.ID}})
+	if m, err := cl.VerifyM2MToken(ctx, m2m); err != nil || m.ID != mid || m.Subject != mch.ID {
+		t.Errorf("VerifyM2MToken: %+v %v", m, err)
+	}
+	if _, err := cl.VerifyM2MToken(ctx, "mt_unknown"); !errors.Is(err, clerkapi.ErrNotFound) {
+		t.Errorf("VerifyM2MToken unknown: %v", err)
+	}
+	oid, oat, _ := inst.CreateOAuthAccessToken(OAuthTokenOptions{Scopes: []string{"email"}, ExpiresIn: time.Minute})
+	if o, err := cl.VerifyOAuthAccessToken(ctx, oat); err != nil || o.ID != oid {
+		t.Errorf("VerifyOAuthAccessToken: %+v %v", o, err)
+	}
+	_ = inst.ExpireMachineCredential(oid)
+	if o, err := cl.VerifyOAuthAccessToken(ctx, oat); err != nil || !o.Expired {
+		t.Errorf("VerifyOAuthAccessToken expired: %+v %v", o, err)
+	}
+	_, oatJWT, _ := inst.CreateOAuthAccessToken(OAuthTokenOptions{JWT: true, ExpiresIn: time.Minute})
+	clk.Advance(2 * time.Minute)
+	if o, err := cl.VerifyOAuthAccessToken(ctx, oatJWT); err != nil || o.Active == nil || *o.Active {
+		t.Errorf("VerifyOAuthAccessToken inactive JWT: %+v %v", o, err)
+	}
+
 	// Every operation the client has was exercised.
 	want := []string{
+		"POST /api_keys/verify", "POST /m2m_tokens/verify", "POST /oauth_applications/access_tokens/verify",
 		"GET /sessions", "GET /sessions/{session_id}", "POST /sessions/{session_id}/revoke",
 		"POST /sessions/{session_id}/tokens", "POST /sessions/{session_id}/tokens/{template_name}",
 		"POST /sessions/{session_id}/verify", "GET /clients/handshake_payload", "GET /jwks",

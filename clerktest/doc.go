@@ -24,6 +24,12 @@
 // and sends the browser back with fresh session cookies (or their deletions)
 // in a signed __clerk_handshake JWT or a __clerk_handshake_nonce
 // (SetHandshakeFormat). PublishableKey names the fake as the Frontend API.
+// With Options.Development it plays a development instance instead: dev
+// browsers (POST /v1/dev_browser, __clerk_db_jwt) and payloads in the URL.
+// StartSatellite serves a satellite domain's Frontend API beside it,
+// SetRefreshTokens the __refresh flow (POST /v1/sessions/{id}/refresh), and
+// every Frontend API endpoint checks requests that come through a Frontend
+// API proxy (Clerk-Proxy-Url, Clerk-Secret-Key) as Clerk's does.
 //
 // An Instance is safe for concurrent use. The fake only ever listens on a
 // loopback address: it MUST NOT be exposed, because anyone who can reach it

@@ -15,6 +15,7 @@ func (i *Instance) routes() {
 	i.mux.HandleFunc("GET "+BackendJWKSPath, i.serveBackendJWKS)
 	i.signInRoutes()
 	i.apiRoutes()
+	i.machineRoutes()
 	i.mux.Handle("/v1/", i.requireSecretKey(http.HandlerFunc(notFound)))
 	i.mux.HandleFunc("/", notFound)
 }

@@ -64,6 +64,12 @@ func (i *Instance) handshakeFormat() HandshakeFormat {
 // suffixed_cookies=true), or their deletions. Cookies are host-only, Path=/,
 // SameSite=Lax. redirect_url is checked like the sign-in page's (loopback
 // only): the endpoint is not an open redirect.
+//
+// On a development instance (Options.Development) the browser is the dev
+// browser named by the __clerk_db_jwt parameter (a new, signed-out one when
+// it is missing or unknown), the directives also set __clerk_db_jwt, and
+// the payload goes back in the redirect URL's query (__clerk_handshake or
+// __clerk_handshake_nonce), not in a cookie.
 func (i *Instance) serveHandshake(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	redirect, err := checkRedirectURL(q.Get("redirect_url"))
@@ -71,9 +77,36 @@ func (i *Instance) serveHandshake(w http.ResponseWriter, r *http.Request) {
 		writeClerkError(w, http.StatusBadRequest, "form_param_value_invalid", "redirect_url is invalid", err.Error())
 		return
 	}
+	var (
+		bc       browserClient
+		signedIn bool
+		dev      string
+	)
+	if i.frontend.development {
+		dev, bc, signedIn = i.devClient(q.Get(DevBrowserCookie))
+	} else {
+		bc, signedIn = i.activeClient(r)
+	}
+	i.answerHandshake(w, r, redirect, handshakeBrowser{client: bc, signedIn: signedIn, devBrowser: dev})
+}
+
+// handshakeBrowser is what a handshake answer is about: the browser's
+// client, whether it can have tokens, its dev browser (development), and
+// the azp of its tokens ("" for the instance's).
+type handshakeBrowser struct {
+	client     browserClient
+	signedIn   bool
+	devBrowser string
+	azp        string
+}
+
+// answerHandshake sends the browser back to redirect with the payload for
+// b: in a cookie, or in the URL on a development instance.
+func (i *Instance) answerHandshake(w http.ResponseWriter, r *http.Request, redirect string, b handshakeBrowser) {
+	q := r.URL.Query()
 	suffixed := q.Get("suffixed_cookies") == "true"
 	secure := isHTTPS(redirect)
-	directives, err := i.handshakeDirectives(r, suffixed, secure)
+	directives, err := i.handshakeDirectives(b, suffixed, secure)
 	if err != nil {
 		writeClerkError(w, http.StatusInternalServerError, "internal_clerk_error", "Something went wrong", err.Error())
 		return
@@ -94,11 +127,10 @@ func (i *Instance) serveHandshake(w http.ResponseWriter, r *http.Request) {
 	case HandshakeAuto:
 		useNonce = q.Get("format") == "nonce" && len(payload) > maxTokenPayload
 	}
-	attrs := cookieAttrs(secure) + "; HttpOnly; Max-Age=" + fmt.Sprint(handshakeCookieMaxAge)
+	name, value := HandshakeNonceCookie, ""
 	if useNonce {
-		nonce := randomBase62(32)
-		i.RegisterHandshakeNonce(nonce, directives)
-		w.Header().Add("Set-Cookie", HandshakeNonceCookie+"="+nonce+attrs)
+		value = randomBase62(32)
+		i.RegisterHandshakeNonce(value, directives)
 	} else {
 		key := i.keys.signing()
 		header, err := encodeObject(map[string]any{"alg": key.Algorithm, "kid": key.ID, "typ": "JWT"})
@@ -106,7 +138,12 @@ func (i *Instance) serveHandshake(w http.ResponseWriter, r *http.Request) {
 			writeClerkError(w, http.StatusInternalServerError, "internal_clerk_error", "Something went wrong", err.Error())
 			return
 		}
-		w.Header().Add("Set-Cookie", HandshakeCookie+"="+Sign(header, payload, key, key.Algorithm)+attrs)
+		name, value = HandshakeCookie, Sign(header, payload, key, key.Algorithm)
+	}
+	if i.frontend.development {
+		redirect = withParam(redirect, name, value)
+	} else {
+		w.Header().Add("Set-Cookie", name+"="+value+cookieAttrs(secure)+"; HttpOnly; Max-Age="+fmt.Sprint(handshakeCookieMaxAge))
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", redirect)
@@ -114,19 +151,30 @@ func (i *Instance) serveHandshake(w http.ResponseWriter, r *http.Request) {
 }
 
 // handshakeDirectives are the Set-Cookie values of the payload, in Clerk's
-// order: the handshake cookie's deletion, then __client_uat, then __session.
-func (i *Instance) handshakeDirectives(r *http.Request, suffixed, secure bool) ([]string, error) {
+// order: the handshake cookie's deletion, the dev browser (development),
+// then __client_uat, then __session.
+func (i *Instance) handshakeDirectives(b handshakeBrowser, suffixed, secure bool) ([]string, error) {
 	sfx := "_" + i.CookieSuffix()
 	d := []string{HandshakeCookie + "=" + cookieDeletion}
-	bc, ok := i.activeClient(r)
-	if !ok {
+	if b.devBrowser != "" {
+		d = append(d, setDirective(DevBrowserCookie, b.devBrowser, secure))
+		if suffixed {
+			d = append(d, setDirective(DevBrowserCookie+sfx, b.devBrowser, secure))
+		}
+	}
+	if !b.signedIn {
 		d = append(d, uatDirective(ClientUATCookie, "0", secure), SessionCookie+"="+cookieDeletion)
 		if suffixed {
 			d = append(d, uatDirective(ClientUATCookie+sfx, "0", secure), SessionCookie+sfx+"="+cookieDeletion)
 		}
 		return d, nil
 	}
-	tok, err := i.Mint(append(bc.req.options(), WithSession(bc.sessionID))...)
+	bc := b.client
+	opts := append(bc.req.options(), WithSession(bc.sessionID))
+	if b.azp != "" {
+		opts = append(opts, WithAuthorizedParty(b.azp))
+	}
+	tok, err := i.Mint(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +186,9 @@ func (i *Instance) handshakeDirectives(r *http.Request, suffixed, secure bool) (
 	d = append(d, setDirective(SessionCookie, tok, secure))
 	if suffixed {
 		d = append(d, setDirective(SessionCookie+sfx, tok, secure))
+	}
+	if rd := i.refreshDirective(i.frontend.clientOf(bc.sessionID), secure); rd != "" {
+		d = append(d, rd)
 	}
 	return d, nil
 }

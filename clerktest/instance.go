@@ -35,6 +35,11 @@ type Options struct {
 	// with kid "ins_…". Tests that start many instances share one key here
 	// to avoid the cost of RSA key generation.
 	SigningKey *SigningKey
+	// Development makes the fake a development instance (devbrowser.go): a
+	// pk_test_ publishable key, dev-browser tokens (__clerk_db_jwt)
+	// instead of the __client cookie, handshake payloads in the URL, and
+	// sign-in that sets no application cookie. Default: production.
+	Development bool
 }
 
 // Default values of Options fields.
@@ -73,9 +78,11 @@ type Instance struct {
 	serving  sync.WaitGroup
 	keys     keyRing
 	sessions sessionStore
-	counters counters
-	api      apiState      // Backend API endpoints: behaviors, templates, nonces
-	frontend frontendState // Frontend API: browser clients, handshake format
+	// machineCreds holds machines, API keys, M2M and OAuth tokens.
+	machineCreds machineStore
+	counters     counters
+	api          apiState      // Backend API endpoints: behaviors, templates, nonces
+	frontend     frontendState // Frontend API: browser clients, handshake format
 
 	mu       sync.Mutex // guards following
 	ln       net.Listener
@@ -130,6 +137,8 @@ func New(opts Options) (*Instance, error) {
 	}
 	i.keys.rotate(key)
 	i.sessions.init()
+	i.frontend.development = opts.Development
+	i.machineCreds.init()
 	i.counters.init()
 	i.mux = http.NewServeMux()
 	i.routes()

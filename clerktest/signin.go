@@ -68,10 +68,13 @@ func (i *Instance) SignOutURL(redirectURL string) string {
 // The pages have no CSRF protection and no password: anyone who can reach the
 // fake can sign in as anyone. That is why the fake only listens on loopback.
 func (i *Instance) signInRoutes() {
-	i.mux.HandleFunc("GET "+SignInPath, i.serveSignInForm)
-	i.mux.HandleFunc("POST "+SignInPath, i.serveSignIn)
-	i.mux.HandleFunc("GET "+SignOutPath, i.serveSignOut)
-	i.mux.HandleFunc("GET "+HandshakePath, i.serveHandshake)
+	i.mux.Handle("GET "+SignInPath, i.frontendAPI(i.serveSignInForm))
+	i.mux.Handle("POST "+SignInPath, i.frontendAPI(i.serveSignIn))
+	i.mux.Handle("GET "+SignOutPath, i.frontendAPI(i.serveSignOut))
+	i.mux.Handle("GET "+HandshakePath, i.frontendAPI(i.serveHandshake))
+	i.mux.Handle("POST "+DevBrowserPath, i.frontendAPI(i.serveDevBrowser))
+	i.mux.Handle("GET "+SatelliteSyncPath, i.frontendAPI(i.serveSatelliteSync))
+	i.mux.Handle("POST "+SessionsPath+"/{id}/refresh", i.apiHandler(i.serveSessionRefresh)) // refresh.go
 	i.mux.HandleFunc("POST "+TestingTokensPath, i.serveTestingToken)
 }
 
@@ -94,6 +97,9 @@ button{margin-top:1.2rem;padding:.5rem 1.2rem;font:inherit}
 <code>__session</code> cookie on this host and returns you to <code>{{.RedirectURL}}</code>.</p>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="redirect_url" value="{{.RedirectURL}}">
+{{- if .DevBrowser}}
+<input type="hidden" name="__clerk_db_jwt" value="{{.DevBrowser}}">
+{{- end}}
 <label for="user_id">User id</label>
 <input id="user_id" name="user_id" value="{{.UserID}}" required>
 <label for="org_id">Organization id (optional)</label>
@@ -116,16 +122,36 @@ button{margin-top:1.2rem;padding:.5rem 1.2rem;font:inherit}
 </html>
 `))
 
+// serveSignInForm serves the sign-in form, or, like Clerk's Account
+// Portal, sends a browser that is signed in already straight back to
+// redirect_url (on a development instance with its dev-browser token).
 func (i *Instance) serveSignInForm(w http.ResponseWriter, r *http.Request) {
 	redirect, err := checkRedirectURL(r.URL.Query().Get("redirect_url"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	dev := ""
+	if i.frontend.development {
+		if t := r.URL.Query().Get(DevBrowserCookie); t != "" {
+			if _, known := i.frontend.devBrowserClient(t); known {
+				dev = t
+			}
+		}
+		if dev != "" && i.devSignedIn(dev) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, withParam(redirect, DevBrowserCookie, dev), http.StatusSeeOther)
+			return
+		}
+	} else if _, signedIn := i.activeClient(r); signedIn {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, redirect, http.StatusSeeOther)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = signInPage.Execute(w, struct{ Action, RedirectURL, UserID string }{
-		Action: SignInPath, RedirectURL: redirect, UserID: DemoUserID,
+	_ = signInPage.Execute(w, struct{ Action, RedirectURL, UserID, DevBrowser string }{
+		Action: SignInPath, RedirectURL: redirect, UserID: DemoUserID, DevBrowser: dev,
 	})
 }
 
@@ -168,7 +194,14 @@ func (i *Instance) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, p.param+": "+p.msg, http.StatusBadRequest)
 		return
 	}
-	if err := i.signInBrowser(w, req); err != nil {
+	dev := ""
+	if i.frontend.development {
+		// The dev browser the application sent (a new one otherwise) goes
+		// back to it in the URL, signed in: its handshake syncs from it.
+		dev = i.frontend.knownDevBrowser(r.PostForm.Get(DevBrowserCookie))
+		redirect = withParam(redirect, DevBrowserCookie, dev)
+	}
+	if err := i.signInBrowser(w, req, dev); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}

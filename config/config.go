@@ -39,10 +39,15 @@ type Config struct {
 	Clerk      Clerk      `yaml:"clerk"`
 	JWKS       JWKS       `yaml:"jwks"`
 	Cache      Cache      `yaml:"cache"`
+	Machine    Machine    `yaml:"machine"`
 	Headers    Headers    `yaml:"headers"`
 	Revocation Revocation `yaml:"revocation"`
 	Server     Server     `yaml:"server"`
 	Log        Log        `yaml:"log"`
+
+	// Connections bounds the WebSockets and streams the proxy passes
+	// through (connections.go).
+	Connections Connections `yaml:"connections"`
 
 	// TLS serves the proxy listener over TLS, HTTP/2 negotiated by ALPN
 	// (tls.go). Certificates are re-read when their files change.
@@ -84,8 +89,31 @@ type Clerk struct {
 	// PublishableKey (pk_live_…/pk_test_…) names the Frontend API host.
 	// CLERK_PUBLISHABLE_KEY.
 	PublishableKey string `yaml:"publishable_key"`
-	// ProxyURL is the Frontend API behind the app's own origin, if used.
+	// ProxyURL is the Frontend API behind the app's own origin, if used:
+	// an absolute URL, or a path ("/__clerk") on the application's origin.
+	// The handshake goes there; when it is a path, or on PublicOrigin,
+	// sessiongate serves it by forwarding to FrontendAPIURL
+	// (ServesFrontendAPI).
 	ProxyURL string `yaml:"proxy_url"`
+	// FrontendAPIURL is where the Frontend API proxy forwards. Default
+	// https://frontend-api.clerk.dev (Clerk's own proxy's target).
+	FrontendAPIURL string `yaml:"frontend_api_url"`
+	// IsSatellite marks an application on a satellite domain (Clerk's
+	// isSatellite): it shares the sessions of the primary domain.
+	IsSatellite bool `yaml:"is_satellite"`
+	// Domain is a satellite's domain ("satellite.example.com"); a
+	// production satellite's Frontend API is clerk.<Domain>.
+	Domain string `yaml:"domain"`
+	// SignInURL is Clerk's signInUrl: the primary domain's sign-in page, an
+	// absolute URL; a development satellite syncs through it.
+	SignInURL string `yaml:"sign_in_url"`
+	// SatelliteAutoSync syncs a satellite's first visit without Clerk
+	// cookies (Clerk's satelliteAutoSync). Default false.
+	SatelliteAutoSync bool `yaml:"satellite_auto_sync"`
+	// CrossOriginSync runs Clerk's primary-domain-cross-origin-sync: a
+	// signed-in navigation from another site takes one handshake. Default
+	// true on a primary domain (nil).
+	CrossOriginSync *bool `yaml:"cross_origin_sync"`
 	// JWKSURL overrides where keys are fetched. Default: {APIURL}/v1/jwks
 	// with the secret key, else {Issuer}/.well-known/jwks.json.
 	JWKSURL string `yaml:"jwks_url"`
@@ -100,6 +128,10 @@ type Clerk struct {
 	// WebhookSecret is the Svix signing secret (whsec_…).
 	// CLERK_WEBHOOK_SIGNING_SECRET.
 	WebhookSecret Secret `yaml:"webhook_secret"`
+	// MachineSecretKey is a machine's secret key (ak_…): M2M tokens are then
+	// verified with it (only tokens granted to that machine pass) instead
+	// of SecretKey. CLERK_MACHINE_SECRET_KEY.
+	MachineSecretKey Secret `yaml:"machine_secret_key"`
 	// HandshakeNonceRate is the most handshake nonce exchanges per second
 	// over all clients (each is a Backend API call). 0: the default, 5.
 	HandshakeNonceRate float64 `yaml:"handshake_nonce_rate"`
@@ -121,6 +153,23 @@ type Cache struct {
 	Sessions   int      `yaml:"sessions"`    // session statuses; default 100000
 	SessionTTL Duration `yaml:"session_ttl"` // default 10s
 	Shared     bool     `yaml:"shared"`      // session statuses in Redis
+	// MachineTTL is how long an accepted opaque machine credential (API
+	// key, M2M or OAuth token) is trusted without asking Clerk; never past
+	// its expiration. Default 10s.
+	MachineTTL Duration `yaml:"machine_ttl"`
+	// MachineNegativeTTL is how long a rejected one is refused from memory.
+	// Default 10s.
+	MachineNegativeTTL Duration `yaml:"machine_negative_ttl"`
+}
+
+// Machine bounds the Backend API calls of machine-credential verification.
+type Machine struct {
+	// VerifyConcurrency is the most verification calls in flight. Default 16.
+	VerifyConcurrency int `yaml:"verify_concurrency"`
+	// MissRate and MissBurst: each client address may cause MissRate calls
+	// per second (cache misses), MissBurst at once. Default 10 and 20.
+	MissRate  float64 `yaml:"miss_rate"`
+	MissBurst int     `yaml:"miss_burst"`
 }
 
 // Headers configures the identity headers sent upstream.
@@ -212,6 +261,9 @@ type Route struct {
 	// Clerk's handshake. Default: on for required/optional routes when a
 	// publishable key is set.
 	Handshake *bool `yaml:"handshake"`
+	// Accepts lists the credential kinds the route takes: session_token
+	// (the default), api_key, m2m_token, oauth_token, or any.
+	Accepts []string `yaml:"accepts"`
 	// Headers adds claim headers for this route.
 	Headers RouteHeaders `yaml:"headers"`
 	// CaseInsensitive matches Path ignoring ASCII case. Set it on protected
@@ -232,12 +284,14 @@ type Require struct {
 	// Reverification is one of Clerk's presets (strict_mfa, strict,
 	// moderate, lax) or {level, after_minutes}.
 	Reverification *Reverification `yaml:"reverification"`
+	// Scopes a machine credential must all carry (403 missing-scope).
+	Scopes []string `yaml:"scopes"`
 }
 
 // IsZero reports whether r requires nothing.
 func (r Require) IsZero() bool {
 	return !r.Org && len(r.Roles) == 0 && len(r.Permissions) == 0 && len(r.Features) == 0 &&
-		len(r.Plans) == 0 && r.Reverification == nil
+		len(r.Plans) == 0 && r.Reverification == nil && len(r.Scopes) == 0
 }
 
 // Reverification is require.reverification: a preset name in YAML

@@ -22,7 +22,11 @@ func Defaults() Config {
 			Tokens:     100000,
 			Sessions:   100000,
 			SessionTTL: Duration(10 * time.Second),
+
+			MachineTTL:         Duration(10 * time.Second),
+			MachineNegativeTTL: Duration(10 * time.Second),
 		},
+		Machine:    Machine{VerifyConcurrency: 16, MissRate: 10, MissBurst: 20},
 		Headers:    Headers{Prefix: "X-Sessiongate-"},
 		Revocation: Revocation{Store: "memory", TTL: Duration(time.Hour)},
 		Server: Server{
@@ -33,7 +37,8 @@ func Defaults() Config {
 			UpstreamTimeout:   Duration(60 * time.Second),
 			DialTimeout:       Duration(5 * time.Second),
 		},
-		Log: Log{Level: "info", Access: &access},
+		Log:         Log{Level: "info", Access: &access},
+		Connections: DefaultConnections(), // connections.go
 	}
 }
 

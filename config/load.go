@@ -45,6 +45,7 @@ var envVars = []struct {
 	{"SESSIONGATE_LISTEN", func(c *Config, v string) { c.Listen = v }},
 	{"SESSIONGATE_ADMIN_LISTEN", func(c *Config, v string) { c.AdminListen = v }},
 	{"SESSIONGATE_ADMIN_TOKEN", func(c *Config, v string) { c.AdminToken = Secret(v) }},
+	{"CLERK_MACHINE_SECRET_KEY", func(c *Config, v string) { c.Clerk.MachineSecretKey = Secret(v) }},
 	{"SESSIONGATE_METRICS_TOKEN", func(c *Config, v string) { c.MetricsToken = Secret(v) }},
 	{"SESSIONGATE_UPSTREAM", func(c *Config, v string) { c.Upstream = v }},
 	{"SESSIONGATE_TLS_CERT_FILE", func(c *Config, v string) { c.TLS.CertFile = v }},

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,13 +57,14 @@ func (ps *problems) add(key, format string, args ...any) {
 //   - roles are written "org:<role>" ("admin" and "org:admin" are one role);
 //   - route hosts are lower-cased; a trailing "/" is trimmed from api_url;
 //   - an empty clerk.issuer is derived from a valid publishable key as
-//     "https://<Frontend API host>". proxy_url does not change it: tokens are
-//     still issued by the real Frontend API.
+//     "https://<Frontend API host>" (a production satellite's is
+//     clerk.<domain>: FrontendAPIHost). proxy_url does not change it:
+//     tokens are still issued by the real Frontend API.
 func (c *Config) Normalize() {
 	c.Clerk.APIURL = strings.TrimRight(c.Clerk.APIURL, "/")
 	if c.Clerk.Issuer == "" && c.Clerk.PublishableKey != "" {
 		if pk, msg := parsePK(c.Clerk.PublishableKey); msg == "" {
-			c.Clerk.Issuer = "https://" + pk.FrontendAPI
+			c.Clerk.Issuer = "https://" + c.frontendAPIHost(pk)
 		}
 	}
 	if len(c.Routes) == 0 && c.Upstream != "" {
@@ -105,9 +107,9 @@ func NormalizeRole(role string) string {
 
 // HandshakeEnabled reports whether browser navigations on r renew expired
 // sessions through Clerk's handshake. Never on a public route; otherwise the
-// explicit handshake setting, else on when a production (pk_live_)
-// publishable key is set. A development key does not enable it by default:
-// the development handshake needs the dev-browser flow, not implemented yet.
+// explicit handshake setting, else on when a valid publishable key is set
+// (pk_live_, or pk_test_: a development instance runs Clerk's dev-browser
+// flow).
 func (r Route) HandshakeEnabled(c *Config) bool {
 	if r.Auth == AuthPublic {
 		return false
@@ -118,8 +120,8 @@ func (r Route) HandshakeEnabled(c *Config) bool {
 	if c == nil || c.Clerk.PublishableKey == "" {
 		return false
 	}
-	pk, msg := parsePK(c.Clerk.PublishableKey)
-	return msg == "" && pk.Live
+	_, msg := parsePK(c.Clerk.PublishableKey)
+	return msg == ""
 }
 
 // KeySource says where verification keys come from: ("static", "") with
@@ -161,6 +163,7 @@ func (c *Config) Validate() error {
 	c.validateTuning(&ps)
 	c.validateRoutes(&ps)
 	c.validateListener(&ps)
+	c.validateConnections(&ps) // connections.go
 	if len(ps) == 0 {
 		return nil
 	}
@@ -245,8 +248,8 @@ func (c *Config) validateClerk(ps *problems) {
 			ps.add("clerk.issuer", "must not end with \"/\" (it is compared exactly with the tokens' iss)")
 		} else if pkOK {
 			u, _ := url.Parse(k.Issuer)
-			if !strings.EqualFold(u.Host, pk.FrontendAPI) {
-				ps.add("clerk.issuer", "host %q does not match the publishable key's Frontend API %q", u.Host, pk.FrontendAPI)
+			if want := c.frontendAPIHost(pk); !strings.EqualFold(u.Host, pk.FrontendAPI) && !strings.EqualFold(u.Host, want) {
+				ps.add("clerk.issuer", "host %q does not match the publishable key's Frontend API %q", u.Host, want)
 			}
 		}
 	}
@@ -255,11 +258,7 @@ func (c *Config) validateClerk(ps *problems) {
 	} else if msg := checkURL(k.APIURL, urlOpts{path: true, secure: true}); msg != "" {
 		ps.add("clerk.api_url", "%s", msg)
 	}
-	if k.ProxyURL != "" {
-		if msg := checkURL(k.ProxyURL, urlOpts{path: true}); msg != "" {
-			ps.add("clerk.proxy_url", "%s", msg)
-		}
-	}
+	c.validateMultiDomain(ps, pk, pkOK) // multidomain.go: proxy_url, satellites
 	if k.JWKSURL != "" {
 		if msg := checkURL(k.JWKSURL, urlOpts{path: true, query: true, secure: true}); msg != "" {
 			ps.add("clerk.jwks_url", "%s", msg)
@@ -306,6 +305,9 @@ func (c *Config) validateClerk(ps *problems) {
 	if k.HandshakeNonceBurst < 0 {
 		ps.add("clerk.handshake_nonce_burst", "must not be negative")
 	}
+	if m := string(k.MachineSecretKey); m != "" && (!strings.HasPrefix(m, "ak_") || len(m) == len("ak_")) {
+		ps.add("clerk.machine_secret_key", "want a machine secret key \"ak_…\" (CLERK_MACHINE_SECRET_KEY)")
+	}
 }
 
 func instKind(live bool) string {
@@ -326,6 +328,8 @@ func (c *Config) validateTuning(ps *problems) {
 		{"jwks.min_refresh_interval", c.JWKS.MinRefreshInterval, true},
 		{"jwks.max_stale", c.JWKS.MaxStale, true},
 		{"cache.session_ttl", c.Cache.SessionTTL, false},
+		{"cache.machine_ttl", c.Cache.MachineTTL, true},
+		{"cache.machine_negative_ttl", c.Cache.MachineNegativeTTL, true},
 		{"revocation.ttl", c.Revocation.TTL, false},
 		{"server.read_header_timeout", c.Server.ReadHeaderTimeout, true},
 		{"server.idle_timeout", c.Server.IdleTimeout, true},
@@ -356,6 +360,18 @@ func (c *Config) validateTuning(ps *problems) {
 	}
 	if c.Cache.Sessions < 0 {
 		ps.add("cache.sessions", "%d is negative", c.Cache.Sessions)
+	}
+	if c.Cache.MachineTTL > Duration(time.Hour) {
+		ps.add("cache.machine_ttl", "%s is more than 1h: a revoked credential would pass that long", c.Cache.MachineTTL)
+	}
+	if c.Machine.VerifyConcurrency <= 0 {
+		ps.add("machine.verify_concurrency", "must be more than 0")
+	}
+	if r := c.Machine.MissRate; r <= 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		ps.add("machine.miss_rate", "must be a number more than 0 (calls per second per client)")
+	}
+	if c.Machine.MissBurst <= 0 {
+		ps.add("machine.miss_burst", "must be more than 0")
 	}
 	if !bad["cache.session_ttl"] && c.Cache.SessionTTL == 0 {
 		for i, r := range c.Routes {
@@ -411,7 +427,6 @@ func (c *Config) validateRoutes(ps *problems) {
 		return
 	}
 	hasSecret := c.Clerk.SecretKey != ""
-	pk, pkMsg := parsePK(c.Clerk.PublishableKey)
 	type seenRoute struct {
 		i int
 		r Route
@@ -460,6 +475,22 @@ func (c *Config) validateRoutes(ps *problems) {
 		if auth == AuthPublic && !req.IsZero() {
 			ps.add(key("require"), "a public route has nothing to check")
 		}
+		for j, a := range r.Accepts {
+			if err := middleware.ValidateAccepts([]middleware.TokenType{middleware.TokenType(a)}); err != nil {
+				ps.add(fmt.Sprintf("routes[%d].accepts[%d]", i, j), "%q is not one of session_token, api_key, m2m_token, oauth_token, any", a)
+			}
+		}
+		if auth == AuthPublic && len(r.Accepts) > 0 {
+			ps.add(key("accepts"), "a public route checks no credential")
+		}
+		if !hasSecret && (slices.Contains(r.Accepts, "api_key") || slices.Contains(r.Accepts, "any")) {
+			ps.add(key("accepts"), "api_key needs clerk.secret_key (CLERK_SECRET_KEY): API keys are verified by the Backend API")
+		}
+		for j, sc := range req.Scopes {
+			if sc == "" || strings.ContainsAny(sc, " ,") {
+				ps.add(fmt.Sprintf("routes[%d].require.scopes[%d]", i, j), "%q is empty or holds a space or comma", sc)
+			}
+		}
 		checkBilling(ps, key("require.features"), req.Features)
 		checkBilling(ps, key("require.plans"), req.Plans)
 		if rv := req.Reverification; rv != nil {
@@ -484,8 +515,6 @@ func (c *Config) validateRoutes(ps *problems) {
 				ps.add(key("handshake"), "a public route never handshakes (remove handshake or set it to false)")
 			case c.Clerk.PublishableKey == "":
 				ps.add(key("handshake"), "needs clerk.publishable_key (CLERK_PUBLISHABLE_KEY)")
-			case pkMsg == "" && !pk.Live:
-				ps.add(key("handshake"), "development instances (pk_test_ keys) are not supported for the handshake yet: set handshake: false")
 			}
 		}
 		if r.Path != "" {
@@ -686,9 +715,19 @@ func (r *Reverification) Middleware() (*middleware.Reverification, error) {
 
 // Requirements converts the route's require block to the Gate's.
 func (r Require) Requirements() middleware.Requirements {
-	out := middleware.Requirements{Org: r.Org, Roles: r.Roles, Permissions: r.Permissions, Features: r.Features, Plans: r.Plans}
+	out := middleware.Requirements{Org: r.Org, Roles: r.Roles, Permissions: r.Permissions, Features: r.Features, Plans: r.Plans, Scopes: r.Scopes}
 	if r.Reverification != nil {
 		out.Reverification, _ = r.Reverification.Middleware() // validated by Validate
+	}
+	return out
+}
+
+// TokenTypes converts routes[].accepts to the Gate's kinds (nil: session
+// tokens only).
+func (r Route) TokenTypes() []middleware.TokenType {
+	var out []middleware.TokenType
+	for _, a := range r.Accepts {
+		out = append(out, middleware.TokenType(a))
 	}
 	return out
 }

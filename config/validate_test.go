@@ -47,7 +47,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"api_url cleartext", func(c *Config) { c.Clerk.APIURL = "http://api.clerk.com" }, "clerk.api_url", "loopback"},
 		{"jwks_url cleartext non-loopback", func(c *Config) { c.Clerk.JWKSURL = "http://keys.example.com/jwks" }, "clerk.jwks_url", "loopback"},
 		{"jwks_url ftp", func(c *Config) { c.Clerk.JWKSURL = "ftp://keys.example.com/jwks" }, "clerk.jwks_url", "http(s)"},
-		{"proxy_url relative", func(c *Config) { c.Clerk.ProxyURL = "/__clerk" }, "clerk.proxy_url", "absolute"},
+		{"proxy_url path without a secret key", func(c *Config) { c.Clerk.ProxyURL = "/__clerk" }, "clerk.proxy_url", "clerk.secret_key"},
+		{"proxy_url not a URL or path", func(c *Config) { c.Clerk.ProxyURL = "app.example.com/__clerk" }, "clerk.proxy_url", "absolute"},
 		{"sign_in_url relative", func(c *Config) { c.SignInURL = "/sign-in" }, "sign_in_url", "absolute"},
 		{"public_origin with path", func(c *Config) { c.PublicOrigin = "https://app.example.com/app" }, "public_origin", "path"},
 		{"public_origin trailing slash", func(c *Config) { c.PublicOrigin = "https://app.example.com/" }, "public_origin", "trailing"},
@@ -133,10 +134,6 @@ func TestValidateRefuses(t *testing.T) {
 		{"backslash in a route path", func(c *Config) { route(c, 1).Path = `/admin\x` }, "routes[1].path", "backslash"},
 		{"host with port", func(c *Config) { route(c, 1).Host = "app.example.com:443" }, "routes[1].host", "port"},
 		{"host with scheme", func(c *Config) { route(c, 1).Host = "https://app.example.com" }, "routes[1].host", "scheme"},
-		{"handshake with pk_test", func(c *Config) {
-			c.Clerk.Issuer, c.Clerk.PublishableKey = "", pkTestPuma
-			route(c, 0).Handshake = &yes
-		}, "routes[0].handshake", "development instances"},
 		{"handshake without publishable key", func(c *Config) { route(c, 0).Handshake = &yes }, "routes[0].handshake", "publishable_key"},
 		{"handshake on public route", func(c *Config) {
 			r := route(c, 1)
@@ -187,7 +184,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 
 func TestValidateAccepts(t *testing.T) {
 	t.Parallel()
-	no := false
+	yes, no := true, false
 	tests := []struct {
 		name   string
 		mutate func(c *Config)
@@ -204,6 +201,10 @@ func TestValidateAccepts(t *testing.T) {
 			c.Routes[0].Handshake = &no
 		}},
 		{"pk_test with default handshake", func(c *Config) { c.Clerk.Issuer, c.Clerk.PublishableKey = "", pkTestPuma }},
+		{"pk_test with handshake on", func(c *Config) {
+			c.Clerk.Issuer, c.Clerk.PublishableKey = "", pkTestPuma
+			c.Routes[0].Handshake = &yes
+		}},
 		{"redis revocation", func(c *Config) { c.Revocation.Store, c.Revocation.RedisURL = "redis", "rediss://:pw@cache:6380/0" }},
 		{"redis sentinel", func(c *Config) {
 			c.Revocation.Store, c.Revocation.RedisURL = "redis", "redis+sentinel://s1:26379,s2:26379/1?master_name=mymaster&password=pw"
@@ -356,7 +357,7 @@ func TestHandshakeEnabled(t *testing.T) {
 		{"optional + pk_live defaults on", Route{Auth: AuthOptional}, live, true},
 		{"public never", Route{Auth: AuthPublic, Handshake: &yes}, live, false},
 		{"explicit off", Route{Auth: AuthRequired, Handshake: &no}, live, false},
-		{"pk_test defaults off", Route{Auth: AuthRequired}, test, false},
+		{"pk_test defaults on (development instances run the dev-browser flow)", Route{Auth: AuthRequired}, test, true},
 		{"no publishable key defaults off", Route{Auth: AuthRequired}, none, false},
 		{"explicit on", Route{Auth: AuthRequired, Handshake: &yes}, none, true},
 	}

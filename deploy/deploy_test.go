@@ -61,8 +61,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if cfg.Clerk.JWTKey != "" {
 		t.Errorf("jwt_key %q: an unset ${CLERK_JWT_KEY} must leave it empty", cfg.Clerk.JWTKey)
 	}
-	if n := len(cfg.Routes); n != 5 {
-		t.Errorf("%d routes, want 5", n)
+	if n := len(cfg.Routes); n != 6 {
+		t.Errorf("%d routes, want 6", n)
 	}
 	for i, r := range cfg.Routes {
 		// What the binary refuses today (internal/app) must stay out of the

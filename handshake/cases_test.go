@@ -2,9 +2,9 @@ package handshake_test
 
 // The numbered test cases of Clerk's handshake behaviour, each named after
 // its number. Cases 19 (spoofed X-Forwarded-Host) and 21's proxy half live in
-// proxy/handshake_test.go; 31–34, 36 and 37 are not implemented (development
-// instances, the cross-origin-referrer sync and the __refresh flow): see
-// docs/browser-sessions.md.
+// proxy/handshake_test.go. The development instances, satellites and the
+// cross-origin sync have table tests named by behaviour in dev_test.go and
+// satellite_test.go.
 
 import (
 	"context"
@@ -119,14 +119,14 @@ func TestCase03SuffixedCookieRules(t *testing.T) {
 	r := request("GET", "/", nav, kv{"__session", other}, kv{"__client_uat", "1"}, kv{S, newer}, kv{U, "1"})
 	wantSignedIn(t, e.run(r), "user_1")
 
-	// __refresh is always read suffixed (it only shows in the expired
-	// reason: sessiongate does not refresh).
+	// __refresh is always read suffixed (here it only shows in the expired
+	// reason: without a Refresher the refresh cannot run; refresh_test.go).
 	expired := sess(now.Add(-2 * time.Minute))
 	base := []kv{{"__session", expired}, {"__client_uat", itoa(now.Add(-2 * time.Minute).Unix())}}
 	o := e.run(request("GET", "/", nav, append(base, kv{"__refresh", "r"})...))
 	wantRedirect(t, o, "session-token-expired-refresh-non-eligible-no-refresh-cookie")
 	o = e.run(request("GET", "/", nav, append(base, kv{"__refresh", "r"}, kv{"__refresh_" + suffix, "r"})...))
-	wantRedirect(t, o, "session-token-expired")
+	wantRedirect(t, o, "session-token-expired-refresh-missing-api-client")
 }
 
 // Case 4: __client_uat without a session on a document navigation.
@@ -676,31 +676,4 @@ func TestCase30LastSessionDirectiveWins(t *testing.T) {
 	wantSignedOut(t, o, middleware.ReasonSessionTokenMissing, handshake.ReasonSessionTokenMissing)
 	o = e.run(request("GET", "/", nav, kv{"__clerk_handshake", handshakeJWT(t, k, nil, "", []string{del, set}, nil)}))
 	wantSignedIn(t, o, "user_1")
-}
-
-// Case 35: development instances are refused in handshake mode until they
-// are supported: a pk_test_ key with handshake: true is a configuration
-// error, the default leaves the handshake off, and New refuses them.
-func TestCase35DevelopmentInstancesRefused(t *testing.T) {
-	cfg := config.Defaults()
-	cfg.Clerk.PublishableKey = "pk_test_Y2xlcmsuaW5zcGlyZWQucHVtYS03NC5sY2wuZGV2JA"
-	cfg.Upstream = "http://127.0.0.1:3000"
-	on := true
-	cfg.Routes = []config.Route{{Path: "/", Handshake: &on}}
-	cfg.Normalize()
-	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "development instances") || !strings.Contains(err.Error(), "routes[0].handshake") {
-		t.Errorf("Validate: %v", err)
-	}
-	cfg.Routes[0].Handshake = nil
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("pk_test_ with the default: %v", err)
-	}
-	if cfg.Routes[0].HandshakeEnabled(&cfg) {
-		t.Error("the handshake is on by default with a pk_test_ key")
-	}
-	e := newEnv(t, nil)
-	if _, err := handshake.New(handshake.Config{Gate: e.gate, FrontendAPI: fapiHost, CookieSuffix: "vWCgMp3A"}); err == nil || !strings.Contains(err.Error(), "development") {
-		t.Errorf("New with a development instance: %v", err)
-	}
 }

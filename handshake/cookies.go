@@ -29,8 +29,8 @@ func (h *Handshaker) UsesSuffixedCookies(r *http.Request) bool { return h.usesSu
 
 // usesSuffixedCookies is Clerk's choice between __session_<suffix> /
 // __client_uat_<suffix> and the unsuffixed names (authenticateContext.ts
-// usesSuffixedCookies, rules numbered in its order), production rules only:
-// rule 6 is for development instances.
+// usesSuffixedCookies, rules numbered in its order); rule 6 applies to
+// development instances only.
 func (h *Handshaker) usesSuffixedCookies(r *http.Request) bool {
 	session := cookie(r, SessionCookie)
 	clientUAT := cookie(r, ClientUATCookie)
@@ -60,7 +60,8 @@ func (h *Handshaker) usesSuffixedCookies(r *http.Request) bool {
 	if ut != nil {
 		sessionIAT = ut.iat
 	}
-	if su, ok := decodeUnverified(sSession); ok {
+	su, suOK := decodeUnverified(sSession)
+	if suOK {
 		sSessionIAT = su.iat
 	}
 	// 4. Both signed in, the unsuffixed token is newer.
@@ -69,6 +70,12 @@ func (h *Handshaker) usesSuffixedCookies(r *http.Request) bool {
 	}
 	// 5. Suffixed signed out, unsuffixed signed in.
 	if sClientUAT == "0" && clientUAT != "0" {
+		return false
+	}
+	// 6. Development: suffixed signed in, unsuffixed signed out, and the
+	// suffixed session expired. clerk-js, not the Frontend API, sets the
+	// suffixed __client_uat there, and an older clerk-js stops updating it.
+	if !h.production && sClientUAT != "0" && clientUAT == "0" && suOK && su.hasExp && su.exp <= h.now().Unix() {
 		return false
 	}
 	// 7. A suffixed session without its __client_uat: the Frontend API has
@@ -117,6 +124,10 @@ type unverified struct {
 	hasIss bool
 	iat    int64
 	hasIat bool
+	exp    int64
+	hasExp bool
+	nbf    int64
+	hasNbf bool
 	sub    string
 	typ    string
 	cat    string
@@ -150,6 +161,8 @@ func decodeUnverified(tok string) (*unverified, bool) {
 	var p struct {
 		Iss any `json:"iss"`
 		Iat any `json:"iat"`
+		Exp any `json:"exp"`
+		Nbf any `json:"nbf"`
 		Sub any `json:"sub"`
 	}
 	if json.Unmarshal(pay, &p) != nil {
@@ -163,6 +176,12 @@ func decodeUnverified(tok string) (*unverified, bool) {
 	}
 	if f, ok := p.Iat.(float64); ok && f > 0 && f < 1<<53 {
 		u.iat, u.hasIat = int64(f), true
+	}
+	if f, ok := p.Exp.(float64); ok && f > 0 && f < 1<<53 {
+		u.exp, u.hasExp = int64(f), true
+	}
+	if f, ok := p.Nbf.(float64); ok && f > 0 && f < 1<<53 {
+		u.nbf, u.hasNbf = int64(f), true
 	}
 	u.sub, _ = p.Sub.(string)
 	return u, true

@@ -1,6 +1,7 @@
 // Package handshake is the server side of Clerk's handshake for one request:
 // the cookie path of the Gate for browsers, as Clerk's JavaScript backend
-// (@clerk/backend authenticateRequest) runs it for production instances.
+// (@clerk/backend authenticateRequest) runs it for production and
+// development instances, on primary and satellite domains.
 //
 // A Handshaker looks at a request that carries no Authorization Bearer token
 // and decides, in the order of Clerk's authenticateRequest:
@@ -11,20 +12,25 @@
 //     the Backend API), filtered, and the new session token is fully verified
 //     before anyone sees its identity;
 //  2. the suffixed or unsuffixed __session and __client_uat cookies, chosen
-//     by Clerk's rules;
-//  3. a missing, stale, expired, not-yet-valid or future-issued token on a
+//     by Clerk's rules; then a satellite's sync, a development primary's
+//     answer to one, and a development instance's dev-browser token
+//     (satellite.go, dev.go);
+//  3. an expired token with a __refresh cookie is refreshed at the Backend
+//     API (refresh.go); a missing, stale, expired, not-yet-valid or
+//     future-issued token on a
 //     browser navigation (GET, Sec-Fetch-Dest document or iframe, or no
 //     Sec-Fetch-Dest and Accept text/html) becomes a 307 to the Frontend
 //     API's /v1/client/handshake, bounded by the __clerk_redirect_count
 //     cookie; on any other request it is signed-out with the closest reason
 //     of docs/reason-codes.md and Clerk's own reason in the message.
 //
-// The result is an Outcome: signed-in (claims, and the cookies to set on the
-// page), signed-out (a *middleware.Error, and cookies), or a redirect. The
-// proxy package turns it into a response. A broken token never causes a
-// redirect, nothing here answers 500, and the loop guard ends every chain of
-// redirects signed-out.
+// A valid token of a primary domain's navigation from another site may take
+// one handshake too (Clerk's cross-origin sync).
 //
-// Development instances (pk_test_ keys) need the dev-browser flow, which is
-// not implemented: New refuses them.
+// The result is an Outcome: signed-in (claims, and the cookies to set on the
+// page), signed-out (a *middleware.Error, and cookies), a redirect, or, for
+// a development instance's payload that fails verification, Failed (500).
+// The proxy package turns it into a response. A broken token never causes a
+// redirect, production never answers 500, and the loop guard ends every
+// chain of redirects signed-out.
 package handshake

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -55,8 +56,8 @@ const (
 	ReasonSessionTokenMissing            = "session-token-missing"
 )
 
-// Clerk's refresh-error suffixes of session-token-expired-refresh-<x>
-// (sessiongate does not implement the __refresh flow).
+// Clerk's refresh-error suffixes of session-token-expired-refresh-<x> for
+// requests not eligible for the __refresh flow (refresh.go has the others).
 const (
 	refreshNonEligibleNonGet   = "non-eligible-non-get"
 	refreshNonEligibleNoCookie = "non-eligible-no-refresh-cookie"
@@ -90,13 +91,58 @@ type Config struct {
 	// CookieSuffix is the publishable key's cookie suffix ("__session_<x>").
 	// Required.
 	CookieSuffix string
-	// Production must be true (a pk_live_ key): development instances need
-	// the dev-browser flow, which is not implemented.
+	// Production is true for a production instance (a pk_live_ key), false
+	// for a development one (pk_test_), which runs Clerk's dev-browser flow
+	// (dev.go): the __clerk_db_jwt token, payloads read from the URL too, a
+	// redirect to the cleaned URL once a payload is applied, and a 500 for
+	// a payload that fails verification.
 	Production bool
+	// GateAt builds a Gate like Gate (same issuer, keys, parties and
+	// algorithms, no token cache) whose clock stands at now. It verifies an
+	// expired session token, but for its times, before a refresh is asked
+	// for it (refresh.go); and on a development instance a returning
+	// handshake whose new session token fails as expired or not yet valid
+	// is verified again with it, at the instant of the token's validity
+	// nearest to the real time if that is within a day (Clerk's one-day
+	// clock-skew retry). Nil: neither.
+	GateAt func(now time.Time) (*middleware.Gate, error)
+	// Refresher renews an expired session through the browser's
+	// __refresh_<suffix> cookie without a redirect, as Clerk's SDK tries
+	// before a handshake (refresh.go); it needs GateAt. The calls share the
+	// nonce exchanges' budget and ExchangeTimeout. Nil: no refresh (the
+	// handshake reason says missing-api-client).
+	Refresher Refresher
 	// BaseURL is where the redirect goes: clerk.proxy_url, or empty for
 	// "https://" + FrontendAPI. A path prefix is kept
-	// (https://app.example.com/__clerk/v1/client/handshake).
+	// (https://app.example.com/__clerk/v1/client/handshake). A path alone
+	// ("/__clerk") is resolved per request against the page's public
+	// origin, as Clerk's SDK resolves a relative proxyUrl.
 	BaseURL string
+	// Satellite marks an application on a satellite domain (Clerk's
+	// isSatellite): its navigations without Clerk cookies sync the session
+	// of the primary domain (satellite.go). With a production instance
+	// BaseURL is then the satellite's own Frontend API
+	// (https://clerk.<domain>) or its proxy URL.
+	Satellite bool
+	// SatelliteAutoSync syncs a satellite's first navigation without Clerk
+	// cookies; false (Clerk's default) leaves it signed out until the
+	// browser comes back from signing in with __clerk_synced=false.
+	SatelliteAutoSync bool
+	// SignInURL is Clerk's signInUrl: the primary domain's sign-in page,
+	// an absolute URL on another origin. A development satellite syncs by
+	// sending the browser there (with __clerk_redirect_url); required for
+	// a development satellite, unused otherwise.
+	SignInURL string
+	// SyncOrigins are the origins (scheme://host[:port]) a development
+	// primary sends a satellite's sync request back to, with its
+	// dev-browser token (__clerk_redirect_url). Clerk's SDK sends it to
+	// any URL; an origin not listed is ignored. Empty: never.
+	SyncOrigins []string
+	// CrossOriginSync runs Clerk's primary-domain-cross-origin-sync on a
+	// primary domain: a signed-in document navigation whose Referer is
+	// another origin, and not Clerk's own, takes one handshake so a session
+	// ended on a satellite is noticed. Ignored on a satellite.
+	CrossOriginSync bool
 	// Exchanger exchanges nonces. Nil: a nonce payload gives no directives
 	// (the request ends signed-out), as when Clerk's Backend API fails.
 	Exchanger Exchanger
@@ -145,25 +191,29 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Handshaker runs the cookie path for one Clerk production instance. It is
-// safe for concurrent use.
+// Handshaker runs the cookie path for one Clerk instance. It is safe for
+// concurrent use.
 type Handshaker struct {
 	gate         *middleware.Gate
 	fapi         string
 	suffix       string
-	base         string // no trailing slash
+	base         string // no trailing slash; a path alone ("/__clerk") when relative
+	relative     bool   // base is a path, resolved against each request's public origin
 	nonces       *nonces
 	cookieDomain string
 	log          *zap.Logger
+	now          func() time.Time
+
+	production bool
+	gateAt     func(time.Time) (*middleware.Gate, error)
+	refresher  Refresher   // refresh.go
+	multi      multiDomain // satellite.go
 }
 
 // New validates cfg and builds a Handshaker.
 func New(cfg Config) (*Handshaker, error) {
 	if cfg.Gate == nil {
 		return nil, errors.New("handshake: Config.Gate is required")
-	}
-	if !cfg.Production {
-		return nil, errors.New("handshake: development instances (pk_test_ keys) are not supported yet: their handshake needs Clerk's dev-browser flow")
 	}
 	if cfg.FrontendAPI == "" || strings.ContainsAny(cfg.FrontendAPI, "/?#@ \t\r\n") {
 		return nil, fmt.Errorf("handshake: Config.FrontendAPI %q is not a host", cfg.FrontendAPI)
@@ -177,17 +227,25 @@ func New(cfg Config) (*Handshaker, error) {
 		suffix:       cfg.CookieSuffix,
 		cookieDomain: strings.TrimPrefix(cfg.CookieDomain, "."),
 		log:          cfg.Logger,
+		now:          cfg.Now,
+		production:   cfg.Production,
+		gateAt:       cfg.GateAt,
+		refresher:    cfg.Refresher,
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 	base := cfg.BaseURL
 	if base == "" {
 		base = "https://" + cfg.FrontendAPI
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return nil, fmt.Errorf("handshake: Config.BaseURL %q is not an http(s) URL without query or fragment", base)
+	var err error
+	if h.base, h.relative, err = parseBase(base); err != nil {
+		return nil, err
 	}
-	h.base = strings.TrimRight(base, "/")
+	if h.multi, err = newMultiDomain(cfg); err != nil {
+		return nil, err
+	}
 	if h.cookieDomain != "" && (!validDomain(h.cookieDomain)) {
 		return nil, fmt.Errorf("handshake: Config.CookieDomain %q is not a domain name", cfg.CookieDomain)
 	}
@@ -237,7 +295,8 @@ func (h *Handshaker) NonceStats() NonceStats {
 	return NonceStats{
 		Exchanges: n.exchanges.Load(), ExchangeFailures: n.exchangeFailures.Load(),
 		CachedFailures: n.cachedFailures.Load(), RateLimited: n.rateLimited.Load(), RateLimitedClient: n.rateLimitedClient.Load(),
-		Ignored: n.ignored.Load(),
+		Ignored:   n.ignored.Load(),
+		Refreshes: n.refreshes.Load(), RefreshFailures: n.refreshFailures.Load(), RefreshRateLimited: n.refreshLimited.Load(),
 	}
 }
 
@@ -253,6 +312,11 @@ const (
 	SignedOut
 	// Redirect: answer 307 to Location (the handshake); see WriteRedirect.
 	Redirect
+	// Failed: a development instance's handshake payload failed
+	// verification; answer 500 with Err's message (Clerk's SDK throws: the
+	// payload comes from the URL there, so a bad one means switched keys,
+	// not another app's cookie) and the cookies.
+	Failed
 )
 
 func (s Status) String() string {
@@ -263,6 +327,8 @@ func (s Status) String() string {
 		return "signed-out"
 	case Redirect:
 		return "handshake"
+	case Failed:
+		return "failed"
 	}
 	return "Status(" + strconv.Itoa(int(s)) + ")"
 }
@@ -287,6 +353,10 @@ type Outcome struct {
 	// NoStore: the response must carry Cache-Control: no-store (it sets
 	// cookies, or it is a redirect).
 	NoStore bool
+	// Resolution is set on the Redirect that ends a development handshake
+	// (back to the page itself, its payload applied): SignedIn or
+	// SignedOut, sent as X-Clerk-Auth-Status. Zero on redirects to Clerk.
+	Resolution Status
 }
 
 // AddCookies appends o.SetCookie to h, each as its own Set-Cookie header,
@@ -301,22 +371,29 @@ func (o *Outcome) AddCookies(h http.Header) {
 }
 
 // WriteRedirect writes a Redirect outcome: 307, Location, Cache-Control:
-// no-store, the cookies, X-Clerk-Auth-Status: handshake and
-// X-Clerk-Auth-Reason, and an empty body.
+// no-store, the cookies, X-Clerk-Auth-Status (handshake, or the
+// Resolution) and X-Clerk-Auth-Reason, and an empty body.
 func (o *Outcome) WriteRedirect(w http.ResponseWriter) {
 	h := w.Header()
 	o.AddCookies(h)
 	h.Set("Location", o.Location)
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Clerk-Auth-Status", "handshake")
-	h.Set("X-Clerk-Auth-Reason", o.ClerkReason)
+	status := "handshake"
+	if o.Resolution != 0 {
+		status = o.Resolution.String()
+	}
+	h.Set("X-Clerk-Auth-Status", status)
+	if o.ClerkReason != "" {
+		h.Set("X-Clerk-Auth-Reason", o.ClerkReason)
+	}
 	h.Del("Content-Type")
 	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
 // Authenticate decides r (a request without an Authorization Bearer token)
 // under policy p. publicURL returns the URL the browser asked for, as seen
-// from outside (the redirect_url); it is called only for a redirect.
+// from outside (the redirect_url); it is called at most once, for a
+// redirect or to compare a Referer's origin with the page's.
 // mayRedirect false (forward-auth) turns every redirect into signed-out.
 // It never panics on client input and never returns nil.
 func (h *Handshaker) Authenticate(r *http.Request, p middleware.Policy, publicURL func() string, mayRedirect bool) *Outcome {
@@ -336,13 +413,21 @@ type request struct {
 	session   string // the chosen session cookie
 	clientUAT int64  // the chosen __client_uat, 0 when absent or garbage
 	cleanup   []string
+
+	query     url.Values // r's query, parsed on first use (queryValues)
+	publicURI string     // publicURL(), computed on first use (public)
 }
 
 func (q *request) run() *Outcome {
 	r := q.r
-	// 1. Read state. Handshake token and nonce: cookies only (production).
+	// 1. Read state. Handshake token and nonce: cookies only in production
+	// (a deviation: see docs/browser-sessions.md), the URL first in
+	// development, where Clerk's Frontend API returns them there.
 	hsToken := cookie(r, HandshakeCookie)
 	hsNonce := cookie(r, HandshakeNonceCookie)
+	if !q.h.production {
+		hsToken, hsNonce = q.devPayload(hsToken, hsNonce)
+	}
 	if hsNonce != "" && !middleware.IsBrowserNavigation(r) {
 		// The return trip of a handshake is the navigation that started it
 		// (FAPI's 307 keeps the method and Sec-Fetch-Dest). Anything else
@@ -366,6 +451,16 @@ func (q *request) run() *Outcome {
 	}
 	q.session = cookie(r, sessName)
 	q.clientUAT = parseUAT(cookie(r, uatName))
+
+	// 3. Satellite syncs and, in development, the dev-browser token.
+	if o := q.multiDomain(); o != nil {
+		return o
+	}
+	if !q.h.production {
+		if o := q.devBrowser(); o != nil {
+			return o
+		}
+	}
 
 	// 4–6. Cookie combinations.
 	switch {
@@ -395,12 +490,20 @@ func (q *request) run() *Outcome {
 	// 8. Full verification.
 	claims, err := q.h.gate.VerifyWith(r.Context(), q.session, q.policy)
 	if err == nil {
+		if o := q.crossOriginSync(); o != nil {
+			return o
+		}
 		return q.finish(&Outcome{Status: SignedIn, Claims: claims})
 	}
 	e := asError(err)
 	switch e.Reason {
 	case middleware.ReasonTokenExpired:
-		return q.maybeHandshake(q.expiredReason(), e)
+		// The __refresh flow first (refresh.go), then the handshake.
+		o, refreshErr := q.refresh()
+		if o != nil {
+			return o
+		}
+		return q.maybeHandshake(ReasonSessionTokenExpired+"-refresh-"+refreshErr, e)
 	case middleware.ReasonTokenNotActiveYet:
 		return q.maybeHandshake(ReasonSessionTokenNBF, e)
 	case middleware.ReasonTokenIatInTheFuture:
@@ -409,32 +512,33 @@ func (q *request) run() *Outcome {
 	return q.finish(&Outcome{Status: SignedOut, Err: e})
 }
 
-// expiredReason is Clerk's session-token-expired-refresh-<refresh error>.
-// sessiongate never refreshes through __refresh_<suffix>; when that cookie is
-// there on a GET (JS would try a refresh), the reason has no suffix.
-func (q *request) expiredReason() string {
-	switch {
-	case q.r.Method != http.MethodGet:
-		return ReasonSessionTokenExpired + "-refresh-" + refreshNonEligibleNonGet
-	case cookie(q.r, q.h.suffixedName(RefreshCookie)) == "":
-		return ReasonSessionTokenExpired + "-refresh-" + refreshNonEligibleNoCookie
-	}
-	return ReasonSessionTokenExpired
+// maybeHandshake is the cookie path's last step: a redirect to the Frontend
+// API's handshake for an eligible navigation below the loop bound, else
+// signed-out with fallback.
+func (q *request) maybeHandshake(reason string, fallback *middleware.Error) *Outcome {
+	return q.maybeRedirect(reason, fallback, "")
 }
 
-// maybeHandshake is the cookie path's last step: a redirect for an
-// eligible navigation below the loop bound, else signed-out with fallback.
-func (q *request) maybeHandshake(reason string, fallback *middleware.Error) *Outcome {
+// maybeRedirect is maybeHandshake with another Location (a satellite's
+// sync through the sign-in page, a primary's answer to it); "" is the
+// Frontend API's handshake. The loop guard counts every one of them.
+func (q *request) maybeRedirect(reason string, fallback *middleware.Error, location string) *Outcome {
 	if !q.mayRedirect || !middleware.IsBrowserNavigation(q.r) {
 		return q.signedOut("", "", reason, fallback)
 	}
 	count := redirectCount(q.r)
 	if count >= MaxRedirects {
-		q.h.log.Warn("Clerk handshake: redirect loop, ending signed-out (do the publishable key, the secret key and the Frontend API belong to the same instance?)",
-			zap.String("reason", reason), zap.Int("redirects", count))
+		msg := "Clerk handshake: redirect loop, ending signed-out (do the publishable key, the secret key and the Frontend API belong to the same instance?)"
+		if reason == ReasonSatelliteNeedsSyncing {
+			msg = "Clerk handshake: satellite sync redirect loop, ending signed-out (is this domain a satellite of the instance, and clerk.domain or clerk.proxy_url its Frontend API?)"
+		}
+		q.h.log.Warn(msg, zap.String("reason", reason), zap.Int("redirects", count))
 		return q.signedOut("", "", reason, fallback)
 	}
-	o := &Outcome{Status: Redirect, ClerkReason: reason, Location: q.h.location(q.publicURL(), reason, q.suffixed, q.session)}
+	if location == "" {
+		location = q.h.location(q.public(), reason, q.suffixed, q.session, q.devToken())
+	}
+	o := &Outcome{Status: Redirect, ClerkReason: reason, Location: location}
 	o.SetCookie = append(o.SetCookie, RedirectCountCookie+"="+strconv.Itoa(count+1)+"; Path=/; Max-Age=2; HttpOnly; SameSite=Lax")
 	return q.finish(o)
 }
@@ -477,10 +581,11 @@ func asError(err error) *middleware.Error {
 	return &middleware.Error{Reason: middleware.ReasonTokenInvalid, Message: "the session token could not be verified", Err: err}
 }
 
-// location builds the handshake URL as Clerk's buildRedirectToHandshake does.
-func (h *Handshaker) location(publicURL, reason string, suffixed bool, session string) string {
+// location builds the handshake URL as Clerk's buildRedirectToHandshake
+// does. devBrowser is the dev-browser token of a development instance.
+func (h *Handshaker) location(publicURL, reason string, suffixed bool, session, devBrowser string) string {
 	q := url.Values{}
-	q.Set("redirect_url", stripQueryParams(publicURL, DevBrowserCookie, "__dev_session"))
+	q.Set("redirect_url", stripQueryParams(publicURL, DevBrowserCookie, legacyDevBrowserParam))
 	q.Set("__clerk_api_version", APIVersion)
 	q.Set("suffixed_cookies", strconv.FormatBool(suffixed))
 	q.Set("__clerk_hs_reason", reason)
@@ -488,7 +593,68 @@ func (h *Handshaker) location(publicURL, reason string, suffixed bool, session s
 	if session != "" {
 		q.Set("__session", session)
 	}
-	return h.base + HandshakePath + "?" + q.Encode()
+	if !h.production && devBrowser != "" {
+		q.Set(DevBrowserCookie, devBrowser)
+	}
+	return h.baseFor(publicURL) + HandshakePath + "?" + q.Encode()
+}
+
+// baseFor is the handshake base for a page: the configured one, or a
+// relative one on the page's origin.
+func (h *Handshaker) baseFor(publicURL string) string {
+	if !h.relative {
+		return h.base
+	}
+	return originOf(publicURL) + h.base
+}
+
+// parseBase checks Config.BaseURL: an absolute http(s) URL without query
+// or fragment, or a clean path ("/__clerk"). The result has no trailing
+// slash.
+func parseBase(base string) (string, bool, error) {
+	if strings.HasPrefix(base, "/") {
+		p := strings.TrimRight(base, "/")
+		if p == "" || strings.HasPrefix(base, "//") || strings.ContainsAny(p, "?#\\ \t\r\n") || path.Clean(p) != p {
+			return "", false, fmt.Errorf("handshake: Config.BaseURL %q is not a clean path", base)
+		}
+		return p, true, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", false, fmt.Errorf("handshake: Config.BaseURL %q is not an http(s) URL without query or fragment", base)
+	}
+	return strings.TrimRight(base, "/"), false, nil
+}
+
+// originOf is scheme://host of an absolute URL ("" when it has none).
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme) + "://" + u.Host
+}
+
+// public is the page's public URL, computed once per request.
+func (q *request) public() string {
+	if q.publicURI == "" {
+		q.publicURI = q.publicURL()
+	}
+	return q.publicURI
+}
+
+// queryValues is r's query, parsed once (malformed pairs are skipped, as
+// URLSearchParams skips nothing but decodes leniently: a parameter Clerk
+// would see with a bad escape is simply absent here).
+func (q *request) queryValues() url.Values {
+	if q.query == nil {
+		q.query, _ = url.ParseQuery(q.r.URL.RawQuery)
+		if q.query == nil {
+			q.query = url.Values{}
+		}
+	}
+	return q.query
 }
 
 // stripQueryParams removes the named parameters from raw's query, keeping

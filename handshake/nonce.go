@@ -80,6 +80,10 @@ type NonceStats struct {
 	RateLimited, RateLimitedClient uint64
 	// Ignored arrived on a request that is not a navigation.
 	Ignored uint64
+	// Refreshes are Backend API session refreshes (the __refresh flow,
+	// refresh.go), RefreshFailures of them failed, and RefreshRateLimited
+	// were held back by the same limits (the handshake ran instead).
+	Refreshes, RefreshFailures, RefreshRateLimited uint64
 }
 
 // nonces exchanges handshake nonces at a bounded cost: one call per nonce
@@ -97,6 +101,7 @@ type nonces struct {
 	limit     *limiter
 
 	exchanges, exchangeFailures, cachedFailures, rateLimited, rateLimitedClient, ignored atomic.Uint64
+	refreshes, refreshFailures, refreshLimited                                           atomic.Uint64 // refresh.go
 }
 
 // exchange returns the directives stored under nonce, for request r.

@@ -105,6 +105,7 @@ type rawClaims struct {
 	v1OrgPerms             []string
 	fea                    string
 	custom                 []byte // the Custom object being built
+	aud                    []string
 }
 
 type rawOrg struct {
@@ -174,10 +175,13 @@ func decodeClaims(payload []byte) (*rawClaims, error) {
 		case "aud":
 			// Clerk session tokens carry no aud; when present it must be a
 			// string or an array of strings (RFC 7519), as go-jose requires.
+			// Kept for machine JWTs (an M2M JWT's aud lists machines).
 			if r.peek() == '[' {
-				_, err = stringArray(&r)
+				c.aud, err = stringArray(&r)
 			} else {
-				_, err = r.string()
+				var a string
+				a, err = r.string()
+				c.aud = []string{a}
 			}
 		default:
 			r.ws()

@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // Reason is a stable, machine-readable rejection code. It is sent in the JSON
@@ -29,6 +30,13 @@ const (
 	ReasonMissingOrg               Reason = "missing-org"
 	ReasonMissingRole              Reason = "missing-role"
 	ReasonMissingPermission        Reason = "missing-permission"
+	ReasonTokenTypeNotAccepted     Reason = "token-type-not-accepted"
+	ReasonMachineTokenInvalid      Reason = "machine-token-invalid"
+	ReasonMachineTokenRevoked      Reason = "machine-token-revoked"
+	ReasonMachineTokenExpired      Reason = "machine-token-expired"
+	ReasonMissingScope             Reason = "missing-scope"
+	ReasonMachineRateLimited       Reason = "machine-token-rate-limited"
+	ReasonMachineUnavailable       Reason = "machine-token-verification-unavailable"
 	ReasonMissingFeature           Reason = "missing-feature"
 	ReasonMissingPlan              Reason = "missing-plan"
 	ReasonReverificationRequired   Reason = "reverification-required"
@@ -44,9 +52,11 @@ func Reasons() []Reason {
 		ReasonTokenExpired, ReasonTokenNotActiveYet, ReasonTokenIatInTheFuture,
 		ReasonTokenInvalidIssuer, ReasonTokenInvalidParties, ReasonTokenTypeMismatch,
 		ReasonSessionPending, ReasonSessionRevoked,
+		ReasonTokenTypeNotAccepted, ReasonMachineTokenInvalid, ReasonMachineTokenRevoked, ReasonMachineTokenExpired,
 		ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission,
-		ReasonMissingFeature, ReasonMissingPlan, ReasonReverificationRequired,
-		ReasonKeysUnavailable, ReasonSessionStatusUnavailable,
+		ReasonMissingFeature, ReasonMissingPlan, ReasonReverificationRequired, ReasonMissingScope,
+		ReasonMachineRateLimited,
+		ReasonKeysUnavailable, ReasonSessionStatusUnavailable, ReasonMachineUnavailable,
 	}
 }
 
@@ -55,9 +65,11 @@ func Reasons() []Reason {
 func (r Reason) Status() int {
 	switch r {
 	case ReasonMissingOrg, ReasonMissingRole, ReasonMissingPermission,
-		ReasonMissingFeature, ReasonMissingPlan, ReasonReverificationRequired:
+		ReasonMissingFeature, ReasonMissingPlan, ReasonReverificationRequired, ReasonMissingScope:
 		return http.StatusForbidden
-	case ReasonKeysUnavailable, ReasonSessionStatusUnavailable:
+	case ReasonMachineRateLimited:
+		return http.StatusTooManyRequests
+	case ReasonKeysUnavailable, ReasonSessionStatusUnavailable, ReasonMachineUnavailable:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusUnauthorized
@@ -72,6 +84,8 @@ func (r Reason) ErrorCode() string {
 		return "forbidden"
 	case http.StatusServiceUnavailable:
 		return "unavailable"
+	case http.StatusTooManyRequests:
+		return "rate-limited"
 	default:
 		return "unauthenticated"
 	}
@@ -88,6 +102,9 @@ type Error struct {
 	// Reverification is the unmet requirement of a reverification-required
 	// rejection; WriteError sends it in Clerk's clerk_error body member.
 	Reverification *Reverification
+	// RetryAfter, on a 429 or 503, is how long the client should wait;
+	// zero means RetryAfterSeconds.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -104,7 +121,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // write errors.Is(err, middleware.ErrTokenExpired).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Message == "" && t.Err == nil && t.Reverification == nil && t.Reason == e.Reason
+	return ok && t.Message == "" && t.Err == nil && t.Reverification == nil && t.RetryAfter == 0 && t.Reason == e.Reason
 }
 
 // Sentinels, one per reason, for errors.Is. Returned errors are *Error values
@@ -127,6 +144,13 @@ var (
 	ErrMissingOrg               = &Error{Reason: ReasonMissingOrg}
 	ErrMissingRole              = &Error{Reason: ReasonMissingRole}
 	ErrMissingPermission        = &Error{Reason: ReasonMissingPermission}
+	ErrTokenTypeNotAccepted     = &Error{Reason: ReasonTokenTypeNotAccepted}
+	ErrMachineTokenInvalid      = &Error{Reason: ReasonMachineTokenInvalid}
+	ErrMachineTokenRevoked      = &Error{Reason: ReasonMachineTokenRevoked}
+	ErrMachineTokenExpired      = &Error{Reason: ReasonMachineTokenExpired}
+	ErrMissingScope             = &Error{Reason: ReasonMissingScope}
+	ErrMachineRateLimited       = &Error{Reason: ReasonMachineRateLimited}
+	ErrMachineUnavailable       = &Error{Reason: ReasonMachineUnavailable}
 	ErrMissingFeature           = &Error{Reason: ReasonMissingFeature}
 	ErrMissingPlan              = &Error{Reason: ReasonMissingPlan}
 	ErrReverificationRequired   = &Error{Reason: ReasonReverificationRequired}

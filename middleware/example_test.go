@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/jwks"
+	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -131,4 +133,68 @@ func ExampleGate_RequireWith() {
 	// 403 missing-plan
 	// 403 reverification-required
 	// 200 billing for ada@example.com
+}
+
+// Accept API keys next to session tokens on one handler. Opaque API keys
+// ("ak_…") are verified through Clerk's Backend API by a machine.Verifier,
+// with caching and rate limits; AuthFromContext tells the handler which
+// kind of credential authenticated the request.
+func ExampleGate_RequireWith_machineCredentials() {
+	clerk, err := clerktest.New(clerktest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer clerk.Close()
+	api, err := clerkapi.New(clerkapi.Config{SecretKey: clerk.SecretKey(), APIURL: clerk.APIURL()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	verifier, err := machine.New(machine.Config{API: api})
+	if err != nil {
+		log.Fatal(err)
+	}
+	gate, err := middleware.New(middleware.Config{
+		Issuer: clerk.Issuer(), Keys: jwks.NewMemory(clerk.PublicKeys()...), Machines: verifier,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	policy := gate.DefaultPolicy()
+	policy.Accepts = []middleware.TokenType{middleware.SessionToken, middleware.APIKey}
+	api2 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, _ := middleware.AuthFromContext(r.Context())
+		if a.Machine != nil {
+			fmt.Fprintf(w, "%s for %s, scopes %v", a.Type, a.Machine.Subject, a.Machine.Scopes)
+			return
+		}
+		fmt.Fprintf(w, "%s for %s", a.Type, a.Session.Subject)
+	})
+	srv := httptest.NewServer(gate.RequireWith(policy)(api2))
+	defer srv.Close()
+
+	_, key := clerk.CreateAPIKey(clerktest.APIKeyOptions{Subject: "user_2customerAAAAAAAAAAAAAAAAA", Scopes: []string{"read"}})
+	session, err := clerk.Mint(clerktest.WithUser("user_2alice"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, token := range []string{key, session, "ak_made_up"} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fmt.Println(resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+			continue
+		}
+		fmt.Println(string(body))
+	}
+	// Output:
+	// api_key for user_2customerAAAAAAAAAAAAAAAAA, scopes [read]
+	// session_token for user_2alice
+	// 401 machine-token-invalid
 }

@@ -8,6 +8,7 @@ import (
 	_ "crypto/sha512" // RS384, RS512
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -76,6 +77,14 @@ type Config struct {
 	// Logger receives debug lines for rejections (reason, kid, sub; never a
 	// token). Nil means zap.NewNop().
 	Logger *zap.Logger
+	// Machines verifies opaque machine credentials (ak_, mt_, oat_) for
+	// policies that accept them (package machine). Nil: such credentials
+	// are 503 machine-token-verification-unavailable. M2M and OAuth JWTs
+	// are verified by the Gate itself, against Keys.
+	Machines MachineVerifier
+	// ClientKey identifies a request's client for per-client limits (the
+	// MachineVerifier's rate limit). Nil: the peer address.
+	ClientKey func(*http.Request) string
 }
 
 // Gate verifies Clerk session tokens. It is safe for concurrent use.
@@ -94,6 +103,9 @@ type Gate struct {
 	intern       *interner
 
 	hits, misses stripedCounter
+
+	machines    MachineVerifier
+	clientKeyFn func(*http.Request) string
 }
 
 // Stats are the Gate's counters, for metrics.
@@ -124,6 +136,8 @@ func New(cfg Config) (*Gate, error) {
 		now:          cfg.Now,
 		log:          cfg.Logger,
 		intern:       newInterner(),
+		machines:     cfg.Machines,
+		clientKeyFn:  cfg.ClientKey,
 	}
 	if err := validateIssuer(cfg.Issuer); err != nil {
 		return nil, err
@@ -181,7 +195,7 @@ func New(cfg Config) (*Gate, error) {
 		size = DefaultTokenCacheSize
 	}
 	if size > 0 {
-		c, err := newTokenCache(size)
+		c, err := newTokenCache(size, g.intern)
 		if err != nil {
 			return nil, fmt.Errorf("middleware: token cache: %w", err)
 		}
@@ -229,8 +243,13 @@ type Policy struct {
 	// Sessions checks session status (step 6); nil skips the check.
 	Sessions SessionChecker
 	// Require is checked last, on a verified, active session: organization,
-	// role, permissions, features, plans, reverification (403s).
+	// role, permissions, features, plans, reverification (403s); and on a
+	// machine credential: its scopes.
 	Require Requirements
+	// Accepts lists the credential kinds accepted (AuthenticateAny). Nil or
+	// empty: session tokens only. A credential of another kind is 401
+	// token-type-not-accepted, with no Backend API call.
+	Accepts []TokenType
 }
 
 // DefaultPolicy is the policy from the Gate's Config.
@@ -272,62 +291,63 @@ func (g *Gate) applyPolicy(ctx context.Context, c *Claims, p Policy) error {
 	return nil
 }
 
-// verifyToken is steps 2–5: cache, parse, key, signature, claims.
+// verifyToken is steps 2–5 for a session token: cache, parse, key,
+// signature, claims. A token of another kind (a machine JWT) is refused.
 func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) {
 	now := g.now()
-	var ck cacheKey
-	if g.cache != nil {
-		ck = g.cache.keyOf(token)
-		if ent, ok := g.cache.get(ck); ok {
-			if !ent.key.Retired() {
-				g.hits.add(ck)
-				if e := g.checkTimes(&ent.claims, now); e != nil {
-					if e.Reason == ReasonTokenExpired {
-						g.cache.remove(ck)
-					}
-					return nil, e
-				}
-				return &ent.claims, nil
-			}
-			g.cache.remove(ck)
-		}
-		g.misses.add(ck)
+	c, ck, hit, e := g.cachedSession(token, now)
+	if hit || e != nil {
+		return c, e
 	}
-
 	p, e := parseToken(token)
 	if e != nil {
 		return nil, g.rejected(e, "", nil)
 	}
-	h := &p.header
-	if !g.algAllowed(h.alg) {
-		return nil, g.rejected(reject(ReasonTokenInvalidAlgorithm, "the session token algorithm "+sanitize(h.alg)+" is not allowed"), h.kid, nil)
+	if p.kind != kindSession {
+		return nil, g.rejected(p.notSession(), p.header.kid, nil)
 	}
-	if !h.hasKid || h.kid == "" {
-		return nil, g.rejected(reject(ReasonTokenInvalid, "the session token has no kid header"), "", nil)
-	}
+	return g.finishSession(ctx, p, ck, now)
+}
 
+// cachedSession looks token up in the verified-token cache. hit means c is
+// the answer (or e, for a cached token that has expired since); otherwise ck
+// is the key finishSession caches the token under.
+func (g *Gate) cachedSession(token string, now time.Time) (c *Claims, ck cacheKey, hit bool, e *Error) {
+	if g.cache == nil {
+		return nil, ck, false, nil
+	}
+	ck = g.cache.keyOf(token)
+	// get drops an entry whose key has been retired: a miss.
+	if c, ok := g.cache.get(ck); ok {
+		g.hits.add(ck)
+		if e := g.checkTimes(c, now); e != nil {
+			if e.Reason == ReasonTokenExpired {
+				g.cache.remove(ck)
+			}
+			return nil, ck, true, e
+		}
+		return c, ck, true, nil
+	}
+	g.misses.add(ck)
+	return nil, ck, false, nil
+}
+
+// finishSession verifies a parsed session token (steps 3–5 after parsing)
+// and caches it under ck.
+func (g *Gate) finishSession(ctx context.Context, p *parsedToken, ck cacheKey, now time.Time) (*Claims, *Error) {
+	h := &p.header
+	if e := g.checkHeader(h, "session token"); e != nil {
+		return nil, e
+	}
 	// Every claim check runs before the key lookup, which is the only step
 	// that can cause a network fetch (an unknown kid): a token with bad claims
 	// never costs a JWKS request.
 	if e := g.checkClaims(p.claims, now); e != nil {
 		return nil, g.rejected(e, h.kid, &p.claims.Claims)
 	}
-
-	key, err := g.keys.Key(ctx, h.kid)
-	if err != nil {
-		switch {
-		case errors.Is(err, jwks.ErrKeyNotFound):
-			e = rejectErr(ReasonKidMismatch, "the session token was signed by an unknown key", err)
-		default:
-			e = rejectErr(ReasonKeysUnavailable, "no signing keys are available to verify the session token", err)
-		}
-		return nil, g.rejected(e, h.kid, &p.claims.Claims)
-	}
-	if key.Algorithm != h.alg {
-		return nil, g.rejected(reject(ReasonTokenInvalidAlgorithm, "the session token algorithm does not match its key"), h.kid, &p.claims.Claims)
-	}
-	if err := verifySignature(key, p.signingInput, p.signature); err != nil {
-		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the session token signature is invalid", err), h.kid, &p.claims.Claims)
+	key, e := g.checkSignature(ctx, p, "session token", &p.claims.Claims)
+	if e != nil {
+		return nil, e
 	}
 	// Only now, with the payload known to be Clerk's: what a forged token
 	// could make expensive is expanded after the signature check.
@@ -335,12 +355,49 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 		return nil, g.rejected(rejectErr(ReasonTokenInvalid, "the session token grants more organization permissions than sessiongate accepts", err), h.kid, &p.claims.Claims)
 	}
 
-	ent := &cacheEntry{key: key}
-	g.compact(&ent.claims, &p.claims.Claims)
+	c := new(Claims)
+	g.compact(c, &p.claims.Claims)
 	if g.cache != nil {
-		g.cache.add(ck, ent)
+		g.cache.add(ck, key, c)
 	}
-	return &ent.claims, nil
+	return c, nil
+}
+
+// checkHeader is the header step every JWT the Gate verifies shares: the
+// algorithm allowlist and a kid. what names the token in messages.
+func (g *Gate) checkHeader(h *header, what string) *Error {
+	if !g.algAllowed(h.alg) {
+		return g.rejected(reject(ReasonTokenInvalidAlgorithm, "the "+what+" algorithm "+sanitize(h.alg)+" is not allowed"), h.kid, nil)
+	}
+	if !h.hasKid || h.kid == "" {
+		return g.rejected(reject(ReasonTokenInvalid, "the "+what+" has no kid header"), "", nil)
+	}
+	return nil
+}
+
+// checkSignature is the key step every JWT the Gate verifies shares: the
+// key of the kid (the only step that may fetch), the algorithm pinned to
+// the key, and the signature. c, when known, is logged with a rejection.
+func (g *Gate) checkSignature(ctx context.Context, p *parsedToken, what string, c *Claims) (*jwks.Key, *Error) {
+	h := &p.header
+	key, err := g.keys.Key(ctx, h.kid)
+	if err != nil {
+		var e *Error
+		switch {
+		case errors.Is(err, jwks.ErrKeyNotFound):
+			e = rejectErr(ReasonKidMismatch, "the "+what+" was signed by an unknown key", err)
+		default:
+			e = rejectErr(ReasonKeysUnavailable, "no signing keys are available to verify the "+what, err)
+		}
+		return nil, g.rejected(e, h.kid, c)
+	}
+	if key.Algorithm != h.alg {
+		return nil, g.rejected(reject(ReasonTokenInvalidAlgorithm, "the "+what+" algorithm does not match its key"), h.kid, c)
+	}
+	if err := verifySignature(key, p.signingInput, p.signature); err != nil {
+		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the "+what+" signature is invalid", err), h.kid, c)
+	}
+	return key, nil
 }
 
 func (g *Gate) algAllowed(alg string) bool {

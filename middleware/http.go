@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // SessionCookie is the cookie Clerk's browser SDK keeps the session token in.
@@ -84,7 +86,8 @@ func (g *Gate) Require(next http.Handler) http.Handler {
 }
 
 // RequireWith is Require under policy p, typically the Gate's DefaultPolicy
-// with Requirements added:
+// with Requirements or accepted machine credentials (Policy.Accepts)
+// added; AuthFromContext tells the handler which kind of credential it got:
 //
 //	p := gate.DefaultPolicy()
 //	p.Require = middleware.Requirements{Features: []string{"org:analytics"}}
@@ -108,16 +111,19 @@ func mustValid(p Policy) {
 	if err := p.Require.Validate(); err != nil {
 		panic(err)
 	}
+	if err := ValidateAccepts(p.Accepts); err != nil {
+		panic(err)
+	}
 }
 
 func (g *Gate) require(p Policy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := g.Authenticate(r, p)
+		a, err := g.AuthenticateAny(r, p)
 		if err != nil {
 			g.WriteError(w, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), c)))
+		next.ServeHTTP(w, r.WithContext(ContextWithAuth(r.Context(), a)))
 	})
 }
 
@@ -129,12 +135,12 @@ func (g *Gate) Optional(next http.Handler) http.Handler {
 
 func (g *Gate) optional(p Policy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := g.Authenticate(r, p)
+		a, err := g.AuthenticateAny(r, p)
 		if err != nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), c)))
+		next.ServeHTTP(w, r.WithContext(ContextWithAuth(r.Context(), a)))
 	})
 }
 
@@ -174,8 +180,12 @@ func WriteError(w http.ResponseWriter, err error, realm string) {
 			challenge += `, error="invalid_token"`
 		}
 		h.Set("WWW-Authenticate", challenge)
-	case http.StatusServiceUnavailable:
-		h.Set("Retry-After", RetryAfterSeconds)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		ra := RetryAfterSeconds
+		if e, ok := errors.AsType[*Error](err); ok && e.RetryAfter > 0 {
+			ra = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+		}
+		h.Set("Retry-After", ra)
 	}
 	eb := errorBody{Error: reason.ErrorCode(), Reason: reason, Message: msg}
 	var e *Error

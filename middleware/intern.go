@@ -1,78 +1,137 @@
 package middleware
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 )
 
-// interner shares the strings and string slices that repeat across the
-// tokens of one instance (issuer, azp, organization role, slug, permission
-// and feature lists), so that 100,000 cached tokens do not hold 100,000
-// copies of each. It runs on the cold path only, after the signature check:
-// an attacker cannot fill it with strings of their choosing without valid
-// tokens, and it is bounded anyway (past maxInterned entries a value is
-// simply not shared).
+// interner numbers the strings and string slices that repeat across the
+// tokens of one instance (issuer, azp, organization id, role and slug, plan,
+// permission and feature lists), so that a cached token stores a small
+// integer instead of the bytes, and every hit shares one copy of each value
+// instead of decoding its own. It runs on the miss path only, after the
+// signature check: an attacker cannot fill it with strings of their choosing
+// without valid tokens, and it is bounded anyway (past maxInterned values a
+// new one is simply stored inline in the record).
+//
+// Ids are never reused and values never change, so a cache hit reads them
+// without the interner's lock: the id reaches the hit through a record
+// written after the value was published (the cache shard's lock orders the
+// two).
 type interner struct {
-	mu     sync.Mutex // guards following
-	strs   map[string]string
-	slices map[string][]string
+	mu       sync.Mutex // guards following
+	strIDs   map[string]uint32
+	sliceIDs map[string]uint32 // keyed by sliceKey
+	nStrs    uint32
+	nSlices  uint32
+	strs     [internChunks]*[internChunk]string   // by id; chunks allocated on first use
+	slices   [internChunks]*[internChunk][]string // by id; the slices MUST NOT be modified
 }
 
-const maxInterned = 4096
+const (
+	maxInterned  = 4096
+	internChunk  = 256
+	internChunks = maxInterned / internChunk
+	// maxInternedLen bounds a string worth sharing, maxSliceKey a list.
+	maxInternedLen = 256
+	maxSliceKey    = 4096
+)
 
 func newInterner() *interner {
-	return &interner{strs: make(map[string]string), slices: make(map[string][]string)}
+	return &interner{strIDs: make(map[string]uint32), sliceIDs: make(map[string]uint32)}
 }
 
-func (in *interner) str(s string) string {
-	if s == "" || len(s) > 256 {
-		return s
+// strIDLocked returns the id of s, numbering it if there is room.
+func (in *interner) strIDLocked(s string) (uint32, bool) {
+	if s == "" || len(s) > maxInternedLen {
+		return 0, false
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if v, ok := in.strs[s]; ok {
-		return v
+	if id, ok := in.strIDs[s]; ok {
+		return id, true
 	}
-	if len(in.strs) < maxInterned {
-		in.strs[s] = s
+	if in.nStrs == maxInterned {
+		return 0, false
 	}
-	return s
+	id := in.nStrs
+	chunk := in.strs[id/internChunk]
+	if chunk == nil {
+		chunk = new([internChunk]string)
+		in.strs[id/internChunk] = chunk
+	}
+	chunk[id%internChunk] = s
+	in.strIDs[s] = id
+	in.nStrs++
+	return id, true
 }
 
-// slice returns a shared copy of ss; the result MUST NOT be modified.
-func (in *interner) slice(ss []string) []string {
+// sliceKey is an unambiguous key for a list: each element prefixed by its
+// length (joining with a separator would make ["a","b"] and ["a\x00b"] one
+// key).
+func sliceKey(ss []string) (string, bool) {
+	n := 0
+	for _, s := range ss {
+		n += len(s) + 2
+	}
+	if n > maxSliceKey {
+		return "", false
+	}
+	b := make([]byte, 0, n)
+	for _, s := range ss {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return string(b), true
+}
+
+// sliceIDLocked returns the id of a list equal to ss, numbering a shared
+// copy of it (with its elements shared too) if there is room. Empty lists
+// are not numbered: a record encodes them inline.
+func (in *interner) sliceIDLocked(ss []string) (uint32, bool) {
 	if len(ss) == 0 {
-		return nil
+		return 0, false
 	}
-	key := strings.Join(ss, "\x00")
-	if len(key) > 4096 {
-		return ss
+	key, ok := sliceKey(ss)
+	if !ok {
+		return 0, false
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if v, ok := in.slices[key]; ok {
-		return v
+	if id, ok := in.sliceIDs[key]; ok {
+		return id, true
+	}
+	if in.nSlices == maxInterned {
+		return 0, false
 	}
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		if v, ok := in.strs[s]; ok {
-			out[i] = v
-		} else {
-			out[i] = s
+		out[i] = s
+		if id, ok := in.strIDLocked(s); ok {
+			out[i] = in.strAt(id)
 		}
 	}
-	if len(in.slices) < maxInterned {
-		in.slices[key] = out
+	id := in.nSlices
+	chunk := in.slices[id/internChunk]
+	if chunk == nil {
+		chunk = new([internChunk][]string)
+		in.slices[id/internChunk] = chunk
 	}
-	return out
+	chunk[id%internChunk] = out
+	in.sliceIDs[key] = id
+	in.nSlices++
+	return id, true
 }
 
+// strAt and sliceAt return the value of an id that strIDLocked or
+// sliceIDLocked returned. They take no lock (see interner).
+func (in *interner) strAt(id uint32) string     { return in.strs[id/internChunk][id%internChunk] }
+func (in *interner) sliceAt(id uint32) []string { return in.slices[id/internChunk][id%internChunk] }
+
 // compact copies the verified claims src into dst, out of the decoding
-// structure (which would otherwise stay alive with them in the cache), and
-// shares the values that repeat across tokens. The three values unique to
-// each token (sub, sid, jti) are packed into one string: one heap object
-// per cached token instead of three, less for the garbage collector to mark
-// on every cycle.
+// structure (which would otherwise stay alive with them), for the request
+// that verified them. The three values unique to each token (sub, sid, jti)
+// are packed into one string: whoever keeps the session id (the session
+// status cache, the template-token cache) keeps ~100 bytes, not the
+// decoding structure. The cache stores its own compact record of the claims
+// (record.go), where the repeating values are interned.
 func (g *Gate) compact(dst, src *Claims) {
 	*dst = *src
 	c := dst
@@ -89,13 +148,4 @@ func (g *Gate) compact(dst, src *Claims) {
 		sub, sid := len(c.Subject), len(c.Subject)+len(c.SessionID)
 		c.Subject, c.SessionID, c.ID = all[:sub], all[sub:sid], all[sid:]
 	}
-	in := g.intern
-	c.AuthorizedParty = in.str(c.AuthorizedParty)
-	c.SessionStatus = in.str(c.SessionStatus)
-	c.OrgID = in.str(c.OrgID)
-	c.OrgSlug = in.str(c.OrgSlug)
-	c.OrgRole = in.str(c.OrgRole)
-	c.Plan = in.str(c.Plan)
-	c.OrgPermissions = in.slice(c.OrgPermissions)
-	c.Features = in.slice(c.Features)
 }

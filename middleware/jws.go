@@ -2,10 +2,7 @@ package middleware
 
 import (
 	"context"
-	"errors"
 	"strings"
-
-	"github.com/sessiongate/sessiongate/jwks"
 )
 
 // VerifyJWS verifies a compact JWS signed with one of the instance's keys,
@@ -30,11 +27,11 @@ func (g *Gate) VerifyJWS(ctx context.Context, token string) ([]byte, error) {
 		return nil, g.rejected(e, "", nil)
 	}
 	h := &p.header
-	if !g.algAllowed(h.alg) {
-		return nil, g.rejected(reject(ReasonTokenInvalidAlgorithm, "the token algorithm "+sanitize(h.alg)+" is not allowed"), h.kid, nil)
+	if p.kind != kindSession {
+		return nil, g.rejected(reject(ReasonTokenTypeMismatch, "the token's typ or category is not the instance's session class"), h.kid, nil)
 	}
-	if !h.hasKid || h.kid == "" {
-		return nil, g.rejected(reject(ReasonTokenInvalid, "the token has no kid header"), "", nil)
+	if e := g.checkHeader(h, "token"); e != nil {
+		return nil, e
 	}
 	now := g.now()
 	c := p.claims
@@ -44,20 +41,8 @@ func (g *Gate) VerifyJWS(ctx context.Context, token string) ([]byte, error) {
 	if c.hasNbf && now.Before(c.NotBefore.Add(-g.skew)) {
 		return nil, g.rejected(reject(ReasonTokenNotActiveYet, "the token is not valid yet"), h.kid, nil)
 	}
-	key, err := g.keys.Key(ctx, h.kid)
-	if err != nil {
-		if errors.Is(err, jwks.ErrKeyNotFound) {
-			e = rejectErr(ReasonKidMismatch, "the token was signed by an unknown key", err)
-		} else {
-			e = rejectErr(ReasonKeysUnavailable, "no signing keys are available to verify the token", err)
-		}
-		return nil, g.rejected(e, h.kid, nil)
-	}
-	if key.Algorithm != h.alg {
-		return nil, g.rejected(reject(ReasonTokenInvalidAlgorithm, "the token algorithm does not match its key"), h.kid, nil)
-	}
-	if err := verifySignature(key, p.signingInput, p.signature); err != nil {
-		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the token signature is invalid", err), h.kid, nil)
+	if _, e := g.checkSignature(ctx, p, "token", nil); e != nil {
+		return nil, e
 	}
 	// parseToken validated the payload segment (strict base64url, strict
 	// JSON object); decode it once more for the caller.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"math/big"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,12 +185,13 @@ func TestOrgPermissionsCachedAtLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hits := e.gate.Stats().CacheHits
 	hit, err := e.gate.Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hit != miss || len(hit.OrgPermissions) != capGrants {
-		t.Fatalf("hit %p (%d permissions), miss %p", hit, len(hit.OrgPermissions), miss)
+	if e.gate.Stats().CacheHits != hits+1 || len(hit.OrgPermissions) != capGrants || !reflect.DeepEqual(hit, miss) {
+		t.Fatalf("hit (%d permissions, cache hit %v) differs from the miss", len(hit.OrgPermissions), e.gate.Stats().CacheHits == hits+1)
 	}
 	for _, p := range []string{"org:f:p0", "org:f:" + names[capNames-3], "org:g:p0", "org:g:p2"} {
 		if !hit.HasPermission(p) {

@@ -38,12 +38,40 @@ type Requirements struct {
 	// Reverification, when set, requires the session's factors to have been
 	// verified recently enough (the fva claim). A token without fva fails.
 	Reverification *Reverification
+	// Scopes: a machine credential must carry every one of these scopes
+	// (403 missing-scope). Sessions carry no scopes: a session on a route
+	// that requires scopes is refused with missing-scope too.
+	Scopes []string
 }
 
 // IsZero reports whether r requires nothing.
 func (r Requirements) IsZero() bool {
 	return !r.Org && len(r.Roles) == 0 && len(r.Permissions) == 0 && len(r.Features) == 0 &&
-		len(r.Plans) == 0 && r.Reverification == nil
+		len(r.Plans) == 0 && r.Reverification == nil && len(r.Scopes) == 0
+}
+
+// sessionOnly reports whether r has a requirement only a session can meet.
+func (r *Requirements) sessionOnly() bool {
+	return r.Org || len(r.Roles) > 0 || len(r.Permissions) > 0 || len(r.Features) > 0 ||
+		len(r.Plans) > 0 || r.Reverification != nil
+}
+
+// CheckMachine returns nil when machine credential m meets r. A
+// requirement only sessions can meet fails with its code, in Check's order
+// (missing-org first); then every scope must be granted (missing-scope).
+func (r *Requirements) CheckMachine(m *MachineIdentity) *Error {
+	if r.sessionOnly() {
+		var none Claims
+		if e := r.Check(&none); e != nil {
+			return e
+		}
+	}
+	for _, s := range r.Scopes {
+		if !m.HasScope(s) {
+			return reject(ReasonMissingScope, "the credential lacks a scope this route requires")
+		}
+	}
+	return nil
 }
 
 // Validate reports the first malformed requirement: an empty role,
@@ -73,6 +101,11 @@ func (r Requirements) Validate() error {
 	if r.Reverification != nil {
 		if err := r.Reverification.Validate(); err != nil {
 			return fmt.Errorf("middleware: requirements: %w", err)
+		}
+	}
+	for _, sc := range r.Scopes {
+		if sc == "" || strings.ContainsAny(sc, " ,") {
+			return fmt.Errorf("middleware: requirements: scope %q is empty or holds a space or comma", sc)
 		}
 	}
 	return nil
@@ -121,6 +154,9 @@ func (r *Requirements) Check(c *Claims) *Error {
 	if rv := r.Reverification; rv != nil && !rv.MetBy(c.FactorVerificationAge) {
 		return &Error{Reason: ReasonReverificationRequired,
 			Message: "this route requires a recent verification of the session's factors", Reverification: rv}
+	}
+	if len(r.Scopes) > 0 {
+		return reject(ReasonMissingScope, "this route requires scopes, which a session does not carry")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"encoding/base64"
 	"errors"
+	"strings"
 )
 
 // MaxTokenSize is the largest token, in bytes, the Gate will look at. Larger
@@ -13,7 +14,18 @@ const MaxTokenSize = 16 << 10
 // Token categories of Clerk's "cat" header (clerk/javascript jwtCategories.ts).
 const (
 	catSession = "cl_B7d4PD111AAA"
+	catMachine = "cl_B7d4PD333AAA" // M2M JWTs
 	catIgnore  = "cl_I7d4PD111III" // instance opted out of categories
+)
+
+// tokenKind is what a JWT is, from its header (typ, cat) and its subject.
+type tokenKind int
+
+const (
+	kindSession  tokenKind = iota // typ absent or JWT; cat absent, session or ignore
+	kindM2MJWT                    // cat machine, or sub mch_…
+	kindOAuthJWT                  // typ at+jwt (RFC 9068)
+	kindOther                     // another category: JWT templates and the rest
 )
 
 // b64 is strict base64url without padding: the alphabet is checked before
@@ -31,6 +43,7 @@ type header struct {
 // are what the signature check needs.
 type parsedToken struct {
 	header       header
+	kind         tokenKind
 	claims       *rawClaims
 	signingInput []byte // ASCII "header.payload"
 	signature    []byte
@@ -102,6 +115,9 @@ func parseToken(token string) (*parsedToken, *Error) {
 		return nil, rejectErr(ReasonTokenInvalid, "the session token claims are malformed", err)
 	}
 	p.claims = claims
+	if p.kind == kindSession && strings.HasPrefix(claims.Subject, "mch_") {
+		p.kind = kindM2MJWT
+	}
 
 	sigLen, err := b64.Decode(rest, []byte(token[dot2+1:]))
 	if err != nil {
@@ -156,16 +172,35 @@ func (p *parsedToken) parseHeader(data []byte) *Error {
 	switch h.typ {
 	case "", "JWT":
 	case "at+jwt", "application/at+jwt":
-		return rejectErr(ReasonTokenTypeMismatch, "the token is a machine token, not a session token", errMachineTy)
+		p.kind = kindOAuthJWT
+		return nil
 	default:
 		return reject(ReasonTokenInvalid, "the session token has an unexpected typ header")
 	}
 	switch h.cat {
 	case "", catSession, catIgnore:
+		p.kind = kindSession
+	case catMachine:
+		p.kind = kindM2MJWT
 	default:
-		return reject(ReasonTokenTypeMismatch, "the token is not a session token (category "+sanitize(h.cat)+")")
+		p.kind = kindOther
 	}
 	return nil
+}
+
+// notSession is the rejection of a token that is not a session token where
+// only sessions are verified (a policy that accepts no machine credential):
+// token-type-mismatch, as for any token of another class. A policy that
+// accepts some machine kinds answers token-type-not-accepted instead
+// (AuthenticateAny).
+func (p *parsedToken) notSession() *Error {
+	switch p.kind {
+	case kindM2MJWT:
+		return rejectErr(ReasonTokenTypeMismatch, "the token is an M2M token, not a session token", errMachineTy)
+	case kindOAuthJWT:
+		return rejectErr(ReasonTokenTypeMismatch, "the token is an OAuth access token, not a session token", errMachineTy)
+	}
+	return reject(ReasonTokenTypeMismatch, "the token is not a session token (category "+sanitize(p.header.cat)+")")
 }
 
 // sanitize bounds attacker-controlled text before it goes into a message:

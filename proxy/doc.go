@@ -15,4 +15,10 @@
 // through httputil.ReverseProxy with Rewrite (X-Forwarded-* set, WebSocket
 // upgrades and SSE streams passed through, upstream failures answered 502 or
 // 504 without internals).
+//
+// With Options.Connections, the WebSockets and streamed responses it passes
+// through are tracked after the request (conns.go, websocket.go): closed
+// when their session is revoked (WebSocket close code 4401), after a
+// maximum lifetime (4408) and at shutdown (1001); see
+// docs/sessions.md#long-lived-connections.
 package proxy

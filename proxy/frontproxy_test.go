@@ -182,6 +182,7 @@ func (fx *frontProxyFixture) cases(t *testing.T) []frontProxyCase {
 		"X-Sessiongate-Org-Role":        "org:admin",
 		"X-Sessiongate-Org-Permissions": "org:docs:read,org:docs:write",
 		"X-Sessiongate-Actor-Id":        "user_support",
+		"X-Sessiongate-Token-Type":      "session_token",
 	}
 	bobIdentity := map[string]string{
 		"X-Sessiongate-User-Id":    "user_bob",
@@ -189,6 +190,7 @@ func (fx *frontProxyFixture) cases(t *testing.T) []frontProxyCase {
 		"X-Sessiongate-Org-Id":     "org_1",
 		"X-Sessiongate-Org-Slug":   "acme",
 		"X-Sessiongate-Org-Role":   "org:member",
+		"X-Sessiongate-Token-Type": "session_token",
 	}
 
 	bearer := func(tok string) func(*http.Request) {

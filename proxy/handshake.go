@@ -13,8 +13,8 @@ import (
 // Handshake runs the browser cookie path of a route: Clerk's suffixed and
 // unsuffixed cookies, __client_uat, and the handshake redirect and its
 // return trip. *handshake.Handshaker implements it. It is consulted only for
-// requests without an Authorization Bearer token (DESIGN §2.1: a Bearer
-// token never triggers a handshake).
+// requests without an Authorization Bearer token: a Bearer token never
+// triggers a handshake (docs/browser-sessions.md).
 type Handshake interface {
 	// Authenticate decides r under policy p. publicURL builds the
 	// redirect_url; mayRedirect is false on forward-auth.
@@ -32,13 +32,16 @@ const ReasonHandshake middleware.Reason = "handshake"
 // the handshake sets are added to w's header here, so that they ride on
 // whatever response follows (the upstream's, a rejection, the sign-in
 // redirect, the forward-auth answer). redirected means the handshake
-// redirect was written and the request is done.
-func (p *Proxy) verifyRequest(w http.ResponseWriter, r *http.Request, rt *route, st *state, forwardAuth bool) (c *middleware.Claims, redirected bool, err error) {
+// answered (its redirect, or a development handshake's failure) and the
+// request is done.
+func (p *Proxy) verifyRequest(w http.ResponseWriter, r *http.Request, rt *route, st *state, forwardAuth bool) (a *middleware.Auth, redirected bool, err error) {
 	vstart := time.Now()
 	defer func() { st.verify = time.Since(vstart) }()
-	if rt.Handshake == nil || bearerRequest(r) {
-		c, err = p.gate.Authenticate(r, rt.Policy)
-		return c, false, err
+	// Machine credentials come only as Bearer, and a route that takes no
+	// session token has no browser session to renew: the Gate decides.
+	if rt.Handshake == nil || bearerRequest(r) || !rt.Policy.AcceptsType(middleware.SessionToken) {
+		a, err = p.gate.AuthenticateAny(r, rt.Policy)
+		return a, false, err
 	}
 	o := rt.Handshake.Authenticate(r, rt.Policy, func() string { return p.publicURL(r, st) }, !forwardAuth)
 	switch o.Status {
@@ -46,10 +49,13 @@ func (p *Proxy) verifyRequest(w http.ResponseWriter, r *http.Request, rt *route,
 		st.reason = ReasonHandshake
 		o.WriteRedirect(w)
 		return nil, true, nil
+	case handshake.Failed:
+		p.writeHandshakeFailure(w, o, st)
+		return nil, true, nil
 	case handshake.SignedIn:
 		addCookies(w.Header(), o, st)
 		forwardDirectives(r.Header, o.SetCookie, time.Now())
-		return o.Claims, false, nil
+		return &middleware.Auth{Type: middleware.SessionToken, Session: o.Claims}, false, nil
 	default:
 		addCookies(w.Header(), o, st)
 		forwardDirectives(r.Header, o.SetCookie, time.Now())

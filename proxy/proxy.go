@@ -90,6 +90,20 @@ type Options struct {
 	// every route, in every spelling, like the identity headers. See
 	// ValidateClaimHeader for the names refused.
 	ClaimHeaders map[string]string
+	// FrontendAPI, when set, serves Clerk's Frontend API under its Path
+	// (clerk.proxy_url on the application's origin) by forwarding to Clerk
+	// with the secret key (fapi.go). Its paths are never routed.
+	FrontendAPI *FrontendAPI
+	// SignInSync marks the sign-in redirect's redirect_url with
+	// __clerk_synced=false, as Clerk's SDK does on a satellite domain: back
+	// from the primary domain's sign-in page, the navigation syncs the new
+	// session (handshake.SignInReturnURL).
+	SignInSync bool
+	// Connections tracks the WebSockets and streamed responses this proxy
+	// passes through, to close them when their session is revoked, after
+	// their maximum lifetime and at shutdown (conns.go). Share one between
+	// the proxies of successive configurations. Nil: none is tracked.
+	Connections *Connections
 }
 
 // Proxy is the reverse proxy and forward-auth handler. It is an http.Handler.
@@ -110,18 +124,35 @@ type Proxy struct {
 	// mapped are the claim header names of every route, normalized (lower
 	// case, "_" as "-"): stripped from every inbound request.
 	mapped []string
+	conns  *Connections // nil: long-lived connections are not tracked
+	fapi   *fapiProxy   // nil: no Frontend API proxy (fapi.go)
+	// signInSync: Options.SignInSync.
+	signInSync bool
 }
 
 // identityNames are the canonical names of the identity headers.
 // identityHeaderCount is the number of identity headers (identityNames).
-const identityHeaderCount = 7
+const identityHeaderCount = 13
 
 type identityNames struct {
 	userID, sessionID, orgID, orgSlug, orgRole, orgPermissions, actorID string
+	tokenType, subject, machineID, tokenID, scopes, clientID            string
 }
 
 func (n *identityNames) all() []string {
-	return []string{n.userID, n.sessionID, n.orgID, n.orgSlug, n.orgRole, n.orgPermissions, n.actorID}
+	return []string{n.userID, n.sessionID, n.orgID, n.orgSlug, n.orgRole, n.orgPermissions, n.actorID,
+		n.tokenType, n.subject, n.machineID, n.tokenID, n.scopes, n.clientID}
+}
+
+// newIdentityNames are the identity header names under prefix.
+func newIdentityNames(prefix string) identityNames {
+	canon := func(s string) string { return http.CanonicalHeaderKey(prefix + s) }
+	return identityNames{
+		userID: canon("User-Id"), sessionID: canon("Session-Id"), orgID: canon("Org-Id"),
+		orgSlug: canon("Org-Slug"), orgRole: canon("Org-Role"), orgPermissions: canon("Org-Permissions"),
+		actorID: canon("Actor-Id"), tokenType: canon("Token-Type"), subject: canon("Subject"),
+		machineID: canon("Machine-Id"), tokenID: canon("Token-Id"), scopes: canon("Scopes"), clientID: canon("Client-Id"),
+	}
 }
 
 // New validates opts and builds a Proxy.
@@ -163,15 +194,17 @@ func New(opts Options) (*Proxy, error) {
 		accessLog: opts.AccessLog,
 		ids:       newIDSource(),
 		mapped:    mapped,
+		conns:     opts.Connections,
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
-	canon := func(s string) string { return http.CanonicalHeaderKey(prefix + s) }
-	p.names = identityNames{
-		userID: canon("User-Id"), sessionID: canon("Session-Id"), orgID: canon("Org-Id"),
-		orgSlug: canon("Org-Slug"), orgRole: canon("Org-Role"), orgPermissions: canon("Org-Permissions"),
-		actorID: canon("Actor-Id"),
+	p.names = newIdentityNames(prefix)
+	p.signInSync = opts.SignInSync
+	if opts.FrontendAPI != nil {
+		if p.fapi, err = newFAPIProxy(opts.FrontendAPI, p.log.Named("frontend_api")); err != nil {
+			return nil, err
+		}
 	}
 	transport := opts.Transport
 	if transport == nil {
@@ -181,7 +214,7 @@ func New(opts Options) (*Proxy, error) {
 		Rewrite:        p.rewrite,
 		Transport:      transport,
 		ErrorHandler:   p.upstreamError,
-		ModifyResponse: p.modifyResponse,
+		ModifyResponse: p.onResponse, // modifyResponse, then long-lived connections (conns.go)
 		ErrorLog:       zap.NewStdLog(p.log.Named("reverseproxy")),
 		BufferPool:     newBufferPool(),
 	}
@@ -259,6 +292,8 @@ type state struct {
 	route     *route
 	reason    middleware.Reason
 	claims    *middleware.Claims
+	machine   *middleware.MachineIdentity // set instead of claims for a machine credential
+	machTok   string                      // the machine credential itself, for a long-lived connection's re-check
 	verify    time.Duration
 	upstream  time.Duration
 	requestID string
@@ -266,6 +301,13 @@ type state struct {
 	noStore   bool // the handshake set cookies: the upstream answer gets Cache-Control: no-store
 	// upstreamErr is the UpstreamErrorKind of a failed round trip.
 	upstreamErr string
+
+	// A tracked WebSocket or streamed response (conns.go); aborted: the
+	// response was cut midway (ServeHTTP panics http.ErrAbortHandler again
+	// after its access-log line).
+	ll       *longLived
+	upgraded *upgraded
+	aborted  bool
 
 	// upstreamAuth replaces the Authorization header sent upstream (a
 	// template token), set on the outbound request in rewrite.
@@ -324,6 +366,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if st.claims != nil {
 		ev.UserID = st.claims.Subject
+	} else if st.machine != nil {
+		ev.UserID = st.machine.Subject
 	}
 	if p.obs != nil {
 		p.obs.Observe(ev)
@@ -343,9 +387,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			)
 		}
 	}
+	if st.aborted {
+		panic(http.ErrAbortHandler) // recovered by forward (conns.go): the server cuts the response
+	}
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
+	if p.fapi != nil && p.fapi.matches(r.URL.Path) {
+		p.serveFrontendAPI(w, r, st)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, ReservedPrefix) {
 		switch {
 		case r.URL.Path == ForwardAuthPath:
@@ -400,7 +451,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 	// calling Rewrite, so nothing set there can be dropped that way.
 	st.Context = r.Context()
 	upstart := time.Now()
-	p.rp.ServeHTTP(w, r.WithContext(st))
+	p.forward(w, r.WithContext(st), st) // rp.ServeHTTP, with long-lived connections (conns.go)
 	st.upstream = time.Since(upstart)
 }
 
@@ -410,12 +461,15 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, rt *route, 
 	if rt.Auth == Public {
 		return true
 	}
-	claims, redirected, err := p.verifyRequest(w, r, rt, st, forwardAuth)
+	auth, redirected, err := p.verifyRequest(w, r, rt, st, forwardAuth)
 	if redirected {
 		return false
 	}
 	if err == nil {
-		st.claims = claims
+		st.claims, st.machine = auth.Session, auth.Machine
+		if auth.Machine != nil { // a substring of the header: no copy
+			st.machTok, _, _ = middleware.ExtractToken(r)
+		}
 		return true
 	}
 	if rt.Auth == Optional {
@@ -423,7 +477,8 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, rt *route, 
 	}
 	status, reason, _ := middleware.Outcome(err)
 	st.reason = reason
-	if !forwardAuth && status == http.StatusUnauthorized && p.signIn != nil && middleware.IsBrowserNavigation(r) {
+	// A machine credential is never redirected to a sign-in page.
+	if !forwardAuth && status == http.StatusUnauthorized && p.signIn != nil && middleware.IsBrowserNavigation(r) && !machineRequest(r) {
 		p.redirectToSignIn(w, r, st)
 		return false
 	}
@@ -436,7 +491,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, rt *route, 
 func (p *Proxy) redirectToSignIn(w http.ResponseWriter, r *http.Request, st *state) {
 	target := *p.signIn
 	q := target.Query()
-	q.Set("redirect_url", p.publicURL(r, st))
+	q.Set("redirect_url", p.signInReturnURL(r, st))
 	target.RawQuery = q.Encode()
 	h := w.Header()
 	h.Set("Location", target.String())
@@ -775,10 +830,6 @@ func hasIdentityPrefix(name, prefix string) bool {
 }
 
 func (p *Proxy) setIdentity(h http.Header, st *state) {
-	c := st.claims
-	if c == nil {
-		return
-	}
 	// The names are canonical already (identityNames), so the map is
 	// written directly: Header.Set would canonicalize each name again and
 	// allocate a slice per value; st.vals backs them all.
@@ -787,6 +838,33 @@ func (p *Proxy) setIdentity(h http.Header, st *state) {
 		v[i] = value
 		h[name] = v[i : i+1 : i+1]
 	}
+	if m := st.machine; m != nil {
+		set(7, p.names.tokenType, string(m.Type))
+		set(8, p.names.subject, m.Subject)
+		switch {
+		case m.UserID() != "":
+			set(0, p.names.userID, m.Subject)
+		case m.OrgID() != "":
+			set(2, p.names.orgID, m.Subject)
+		case m.MachineID() != "":
+			set(9, p.names.machineID, m.Subject)
+		}
+		if m.ID != "" {
+			set(10, p.names.tokenID, m.ID)
+		}
+		if len(m.Scopes) > 0 {
+			set(11, p.names.scopes, strings.Join(m.Scopes, ","))
+		}
+		if m.ClientID != "" {
+			set(12, p.names.clientID, m.ClientID)
+		}
+		return
+	}
+	c := st.claims
+	if c == nil {
+		return
+	}
+	set(7, p.names.tokenType, string(middleware.SessionToken))
 	set(0, p.names.userID, c.Subject)
 	set(1, p.names.sessionID, c.SessionID)
 	if c.OrgID != "" {
@@ -812,9 +890,7 @@ func IdentityHeaders(prefix string) []string {
 	if prefix == "" {
 		prefix = DefaultHeaderPrefix
 	}
-	n := identityNames{}
-	canon := func(s string) string { return http.CanonicalHeaderKey(prefix + s) }
-	n = identityNames{canon("User-Id"), canon("Session-Id"), canon("Org-Id"), canon("Org-Slug"), canon("Org-Role"), canon("Org-Permissions"), canon("Actor-Id")}
+	n := newIdentityNames(prefix)
 	return n.all()
 }
 
@@ -1005,4 +1081,11 @@ func (w *statusWriter) Flush() {
 		w.status = http.StatusOK
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// machineRequest reports a request whose Bearer token is a machine
+// credential.
+func machineRequest(r *http.Request) bool {
+	tok, src, _ := middleware.ExtractToken(r)
+	return src == middleware.SourceHeader && middleware.IsMachineCredential(tok)
 }

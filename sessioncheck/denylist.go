@@ -44,6 +44,8 @@ type DenyList struct {
 	byExpiry expiryHeap // every entry of every shard, soonest expiry first
 	onAdd    []func(sid string, until time.Time)
 	onEvict  []func(sid string, until time.Time)
+
+	subs subscribers // Subscribe (notify.go); has its own lock
 }
 
 // denyShards spreads readers over that many locks. A power of two.
@@ -165,6 +167,7 @@ func (d *DenyList) add(sid string, until time.Time, fire bool) {
 			h(evicted.sid, evicted.until)
 		}
 	}
+	d.subs.notify(sid) // every add, Apply included (notify.go)
 	if !fire {
 		return
 	}

@@ -12,8 +12,11 @@ import (
 // demoIdentity is what the gate told the demo upstream, from the identity
 // headers.
 type demoIdentity struct {
+	TokenType      string   `json:"token_type,omitempty"`
 	UserID         string   `json:"user_id"`
-	SessionID      string   `json:"session_id"`
+	SessionID      string   `json:"session_id,omitempty"`
+	TokenID        string   `json:"token_id,omitempty"`
+	Scopes         string   `json:"scopes,omitempty"`
 	OrgID          string   `json:"org_id,omitempty"`
 	OrgRole        string   `json:"org_role,omitempty"`
 	OrgSlug        string   `json:"org_slug,omitempty"`
@@ -43,6 +46,9 @@ type demoUpstream struct {
 func (d *demoUpstream) identity(h http.Header) *demoIdentity {
 	get := func(name string) string { return h.Get(d.prefix + name) }
 	id := &demoIdentity{
+		TokenType: get("Token-Type"),
+		TokenID:   get("Token-Id"),
+		Scopes:    get("Scopes"),
 		UserID:    get("User-Id"),
 		SessionID: get("Session-Id"),
 		OrgID:     get("Org-Id"),

@@ -33,6 +33,17 @@ import (
 // refuses keys of two instance types).
 const DevSecretKey = "sk_live_sessiongate_dev_not_a_secret"
 
+// DevTestSecretKey is DevSecretKey for `sessiongate dev --instance
+// development`, where the fake plays a development instance (pk_test_): the
+// same warning applies.
+const DevTestSecretKey = "sk_test_sessiongate_dev_not_a_secret"
+
+// Kinds of fake instance (--instance).
+const (
+	instanceProduction  = "production"
+	instanceDevelopment = "development"
+)
+
 // Dev mode defaults.
 const (
 	defaultDevListen      = "127.0.0.1:8080"
@@ -42,6 +53,7 @@ const (
 	defaultDevLifetime    = time.Hour
 	maxDevLifetime        = 24 * time.Hour // the fake's token endpoint bound
 	devShutdownTimeout    = 5 * time.Second
+	devProxyPath          = "/__clerk" // devOptions.frontendAPIProxy
 	devReadyTimeout       = 10 * time.Second
 )
 
@@ -50,6 +62,16 @@ type devOptions struct {
 	Listen, ClerkListen, AdminListen string // ":0" ports pick free ones
 	TokenLifetime                    time.Duration
 	LogLevel                         zapcore.Level // --log-level; the zero value is info
+	// Instance is the kind of the fake Clerk instance (--instance):
+	// "production" (the default, also for "") or "development", which runs
+	// Clerk's dev-browser handshake.
+	Instance string
+	// now, when set, is the clock of the fake and the gate (for tests).
+	now func() time.Time
+	// frontendAPIProxy serves the fake's Frontend API under the gate's
+	// /__clerk (clerk.proxy_url as a path) instead of sending browsers to
+	// the fake's own URL (for tests).
+	frontendAPIProxy bool
 	// ready, when set, receives the gate's origin once everything listens
 	// (for tests; the banner is printed just before).
 	ready func(gateOrigin string)
@@ -77,6 +99,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.AdminListen, "admin-listen", defaultDevAdminListen, "the admin listener's `address` (loopback only)")
 	fs.DurationVar(&opts.TokenLifetime, "token-lifetime", defaultDevLifetime, "lifetime of the `duration` of minted dev tokens (real Clerk session tokens live 60s)")
 	fs.TextVar(&opts.LogLevel, "log-level", zapcore.InfoLevel, "`level` of the logs: debug, info, warn or error")
+	fs.StringVar(&opts.Instance, "instance", instanceProduction, "the fake Clerk instance's `kind`: production (pk_live_) or development (pk_test_, Clerk's dev-browser handshake)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sessiongate dev [flags]\n       sessiongate dev token [flags]\n\n"+
 			"Starts a fake Clerk instance, a demo upstream and the gate in front of it, all on loopback, and prints\n"+
@@ -122,7 +145,24 @@ func (o *devOptions) check() error {
 	if o.TokenLifetime < time.Second || o.TokenLifetime > maxDevLifetime {
 		return &usageError{fmt.Sprintf("--token-lifetime %v: must be between 1s and %v", o.TokenLifetime, maxDevLifetime)}
 	}
+	switch o.Instance {
+	case "", instanceProduction, instanceDevelopment:
+	default:
+		return &usageError{fmt.Sprintf("--instance %q: must be production or development", o.Instance)}
+	}
 	return nil
+}
+
+// development reports --instance development.
+func (o *devOptions) development() bool { return o.Instance == instanceDevelopment }
+
+// secretKey is the fake's fixed secret key: sk_test_ for a development
+// instance (sessiongate refuses keys of two instance types).
+func (o *devOptions) secretKey() string {
+	if o.development() {
+		return DevTestSecretKey
+	}
+	return DevSecretKey
 }
 
 // checkLoopbackAddr accepts host:port with a loopback IP or "localhost":
@@ -195,9 +235,11 @@ func devMain(ctx context.Context, opts devOptions, stdout, stderr io.Writer) (er
 
 	fake, err := clerktest.New(clerktest.Options{
 		Addr:            opts.ClerkListen,
-		SecretKey:       DevSecretKey,
+		SecretKey:       opts.secretKey(),
 		TokenLifetime:   opts.TokenLifetime,
 		AuthorizedParty: gateOrigin,
+		Development:     opts.development(),
+		Now:             opts.now,
 	})
 	if err != nil {
 		return fmt.Errorf("--clerk-listen %s: %w", opts.ClerkListen, err)
@@ -238,10 +280,15 @@ func devMain(ctx context.Context, opts devOptions, stdout, stderr io.Writer) (er
 	demoURL := "http://" + demoLn.Addr().String()
 
 	cfg := devConfig(gateLn.Addr().String(), addrOrEmpty(adminLn), gateOrigin, demoURL, fake, opts.TokenLifetime)
+	if opts.frontendAPIProxy {
+		cfg.Clerk.ProxyURL = devProxyPath
+		cfg.Clerk.FrontendAPIURL = fake.URL()
+		fake.SetProxyURL(gateOrigin + devProxyPath)
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("the dev configuration is invalid (a bug): %w", err)
 	}
-	a, err := app.New(cfg, app.Options{Logger: log})
+	a, err := app.New(cfg, app.Options{Logger: log, Now: opts.now})
 	if err != nil {
 		return fmt.Errorf("the dev configuration was refused (a bug): %w", err)
 	}
@@ -263,15 +310,19 @@ func devMain(ctx context.Context, opts devOptions, stdout, stderr io.Writer) (er
 	if err != nil {
 		return fmt.Errorf("minting the demo token: %w", err)
 	}
+	// An API key of the demo user for /api, which takes session tokens and
+	// API keys (verified through the fake's Backend API, then cached).
+	_, apiKey := fake.CreateAPIKey(clerktest.APIKeyOptions{Subject: clerktest.DemoUserID, Name: "sessiongate dev", Scopes: []string{"read"}})
 	adminOrigin := ""
 	if adminLn != nil {
 		adminOrigin = origin(opts.AdminListen, adminLn)
 	}
 	printBanner(stdout, bannerData{
 		Gate: gateOrigin, Clerk: fake.URL(), Admin: adminOrigin,
-		Token: token, SignIn: fake.SignInURL(gateOrigin + "/"), Lifetime: opts.TokenLifetime,
+		Token: token, APIKey: apiKey, SignIn: fake.SignInURL(gateOrigin + "/"), Lifetime: opts.TokenLifetime,
 		ClerkFlag: fake.URL() != defaultDevClerkURL,
 		Serve:     serveSettings(fake.Issuer(), gateOrigin, demoURL),
+		SecretKey: opts.secretKey(), Development: opts.development(),
 	})
 	if opts.ready != nil {
 		opts.ready(gateOrigin)
@@ -301,9 +352,10 @@ func devConfig(listen, adminListen, gateOrigin, demoURL string, fake *clerktest.
 	cfg.Listen = listen
 	cfg.AdminListen = adminListen
 	cfg.Clerk.Issuer = fake.Issuer()
-	// The fake as a production instance: the publishable key names it as the
-	// Frontend API (cookie suffix, issuer host) and proxy_url sends the
-	// handshake redirect to it over http.
+	// The fake as a production (or, --instance development, a development)
+	// instance: the publishable key names it as the Frontend API (cookie
+	// suffix, issuer host) and proxy_url sends the handshake redirect to it
+	// over http.
 	cfg.Clerk.PublishableKey = fake.PublishableKey()
 	cfg.Clerk.ProxyURL = fake.URL()
 	cfg.Clerk.SecretKey = config.Secret(fake.SecretKey())
@@ -314,6 +366,7 @@ func devConfig(listen, adminListen, gateOrigin, demoURL string, fake *clerktest.
 	cfg.Upstream = demoURL
 	cfg.Routes = []config.Route{
 		{Path: "/public", Auth: config.AuthPublic},
+		{Path: "/api", Auth: config.AuthRequired, Accepts: []string{"session_token", "api_key"}},
 		{Path: "/", Auth: config.AuthRequired},
 	}
 	cfg.Log.Level = "info"
@@ -328,9 +381,12 @@ func devConfig(listen, adminListen, gateOrigin, demoURL string, fake *clerktest.
 
 type bannerData struct {
 	Gate, Clerk, Admin, Token, SignIn string
+	APIKey                            string // the demo user's, for /api
 	Lifetime                          time.Duration
 	ClerkFlag                         bool // the fake is not on the default address
 	Serve                             []envSetting
+	SecretKey                         string // the fake's
+	Development                       bool   // --instance development
 }
 
 // envSetting is one environment variable of the printed serve command.
@@ -355,7 +411,11 @@ func printBanner(w io.Writer, d bannerData) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nsessiongate dev: a fake Clerk instance, a demo upstream, and the gate in front, on loopback.\n\n")
 	fmt.Fprintf(&b, "  gate        %s   (\"/public\" is public, everything else requires a session)\n", d.Gate)
-	fmt.Fprintf(&b, "  fake Clerk  %s   (secret key %s: public, it protects nothing but this loopback fake)\n", d.Clerk, DevSecretKey)
+	kind := "a production instance"
+	if d.Development {
+		kind = "a development instance: Clerk's dev-browser handshake"
+	}
+	fmt.Fprintf(&b, "  fake Clerk  %s   (%s; secret key %s: public, it protects nothing but this loopback fake)\n", d.Clerk, kind, d.SecretKey)
 	if d.Admin != "" {
 		fmt.Fprintf(&b, "  admin       %s   (/healthz, /readyz, /metrics)\n", d.Admin)
 	}
@@ -363,6 +423,10 @@ func printBanner(w io.Writer, d bannerData) {
 	fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/hello\n\n", d.Token, d.Gate)
 	fmt.Fprintf(&b, "The same without a token (401, X-Clerk-Auth-Reason: session-token-missing):\n\n")
 	fmt.Fprintf(&b, "  curl -i %s/hello\n\n", d.Gate)
+	if d.APIKey != "" {
+		fmt.Fprintf(&b, "A Clerk API key of the same user (\"/api\" takes session tokens and API keys; docs/machine-auth.md):\n\n")
+		fmt.Fprintf(&b, "  curl -i -H 'Authorization: Bearer %s' %s/api/hello\n\n", d.APIKey, d.Gate)
+	}
 	fmt.Fprintf(&b, "In a browser, sign in on the fake (it sets the __session cookie on this host):\n\n")
 	fmt.Fprintf(&b, "  %s\n\n", d.SignIn)
 	fmt.Fprintf(&b, "Once a token expires, the next page load renews it through Clerk's handshake (307 to the fake's\n"+
@@ -370,6 +434,9 @@ func printBanner(w io.Writer, d bannerData) {
 	clerkFlag := ""
 	if d.ClerkFlag {
 		clerkFlag = " --clerk " + d.Clerk
+	}
+	if d.SecretKey != "" && d.SecretKey != DevSecretKey {
+		clerkFlag += " --secret-key " + d.SecretKey
 	}
 	fmt.Fprintf(&b, "More tokens:\n\n  sessiongate dev token%s --user user_123 --org org_456 --role admin\n\n", clerkFlag)
 	if len(d.Serve) > 0 {

@@ -110,6 +110,7 @@ func send(t *testing.T, c *http.Client, method, u string, body io.Reader, hdr ma
 }
 
 var curlWithToken = regexp.MustCompile(`(?m)^\s*curl -i -H 'Authorization: (Bearer [^']+)' (http://\S+)$`)
+var curlWithAPIKey = regexp.MustCompile(`(?m)^\s*curl -i -H 'Authorization: (Bearer ak_[^']+)' (http://\S+/api/\S*)$`)
 var curlWithout = regexp.MustCompile(`(?m)^\s*curl -i (http://\S+)$`)
 
 func TestDevBanner(t *testing.T) {
@@ -152,6 +153,28 @@ func TestDevBanner(t *testing.T) {
 	resp, body = send(t, client(nil, false), http.MethodGet, m2[1], nil, nil)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Clerk-Auth-Reason") != "session-token-missing" {
 		t.Errorf("curl without token: %d %q %s", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"), body)
+	}
+
+	// The printed curl with an API key: 200 on /api as the demo user, with
+	// Token-Type api_key; the same key on "/" (sessions only) is refused.
+	ak := curlWithAPIKey.FindStringSubmatch(out)
+	if ak == nil {
+		t.Fatalf("no curl with an API key in:\n%s", out)
+	}
+	resp, body = send(t, client(nil, false), http.MethodGet, ak[2], nil, map[string]string{"Authorization": ak[1]})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("curl with the API key: %d %s", resp.StatusCode, body)
+	}
+	echo = demoResponse{}
+	if err := json.Unmarshal([]byte(body), &echo); err != nil {
+		t.Fatalf("demo JSON %s: %v", body, err)
+	}
+	if echo.Identity == nil || echo.Identity.UserID != "user_demo" || echo.Identity.TokenType != "api_key" || !strings.HasPrefix(echo.Identity.TokenID, "ak_") {
+		t.Errorf("API key identity = %+v", echo.Identity)
+	}
+	resp, body = send(t, client(nil, false), http.MethodGet, d.gate+"/hello", nil, map[string]string{"Authorization": ak[1]})
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("X-Clerk-Auth-Reason") != "token-type-not-accepted" {
+		t.Errorf("API key on a sessions-only route: %d %q %s", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"), body)
 	}
 
 	// /public is public: the demo shows no identity.
@@ -307,6 +330,7 @@ func TestRunDevUsageAndPortTaken(t *testing.T) {
 		{"extra arg", []string{"extra"}, 2, "unexpected argument"},
 		{"not loopback", []string{"--listen", "0.0.0.0:0"}, 2, "--listen"},
 		{"bad lifetime", []string{"--token-lifetime", "0s"}, 2, "--token-lifetime"},
+		{"unknown instance kind", []string{"--instance", "staging"}, 2, "--instance \"staging\": must be production or development"},
 		{"listen taken", []string{"--listen", taken.Addr().String(), "--clerk-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, 1, "--listen " + taken.Addr().String()},
 		{"admin taken", []string{"--listen", "127.0.0.1:0", "--clerk-listen", "127.0.0.1:0", "--admin-listen", taken.Addr().String()}, 1, "--admin-listen"},
 		{"clerk taken", []string{"--listen", "127.0.0.1:0", "--clerk-listen", taken.Addr().String(), "--admin-listen", free()}, 1, "--clerk-listen"},

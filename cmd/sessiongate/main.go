@@ -234,7 +234,11 @@ token from stdin, which keeps it out of ps and the shell's history.`)
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	claims, err := a.Gate().Verify(ctx, token)
+	// Any kind of credential: a session token prints its claims; a machine
+	// credential (API key, M2M or OAuth token) its kind and identity.
+	p := a.Gate().DefaultPolicy()
+	p.Accepts = []middleware.TokenType{middleware.AnyToken}
+	auth, err := a.Gate().VerifyAny(ctx, token, p)
 	if err != nil {
 		_, reason, msg := middleware.Outcome(err)
 		fmt.Fprintln(stdout, reason)
@@ -243,8 +247,29 @@ token from stdin, which keeps it out of ps and the shell's history.`)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(claims)
+	if auth.Session != nil {
+		_ = enc.Encode(auth.Session)
+		return 0
+	}
+	m := auth.Machine
+	_ = enc.Encode(struct {
+		Type       middleware.TokenType `json:"token_type"`
+		ID         string               `json:"id,omitempty"`
+		Subject    string               `json:"subject"`
+		Scopes     []string             `json:"scopes"`
+		ClientID   string               `json:"client_id,omitempty"`
+		Name       string               `json:"name,omitempty"`
+		Claims     json.RawMessage      `json:"claims,omitempty"`
+		Expiration *time.Time           `json:"expiration,omitempty"`
+	}{m.Type, m.ID, m.Subject, m.Scopes, m.ClientID, m.Name, m.Claims, timePtr(m.Expiration)})
 	return 0
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func runConfigCheck(args []string, stdout, stderr io.Writer) int {

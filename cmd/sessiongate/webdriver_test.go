@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -231,4 +232,11 @@ func (wd *webDriver) Cookies() map[string]wdCookie {
 		out[c.Name] = c
 	}
 	return out
+}
+
+// DeleteCookie deletes the current page's cookie name (no error when there
+// is none).
+func (wd *webDriver) DeleteCookie(name string) {
+	wd.t.Helper()
+	wd.must("DELETE", "/cookie/"+url.PathEscape(name), nil, nil)
 }

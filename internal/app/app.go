@@ -28,6 +28,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/jwks"
+	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
 	"github.com/sessiongate/sessiongate/redisstore"
@@ -82,13 +83,18 @@ type App struct {
 
 	reservedReadTimeout time.Duration
 
-	api         *clerkapi.Client // nil without clerk.secret_key
+	api         *clerkapi.Client  // nil without clerk.secret_key
+	machines    *machine.Verifier // nil without clerk.secret_key
 	deny        *sessioncheck.DenyList
 	sessions    *sessioncheck.Service
 	templates   map[string]*templatetoken.Source // guarded by templatesMu: a reload may add to it
 	templatesMu sync.Mutex
 	hs          *handshake.Handshaker // nil unless a route has the handshake on
 	redis       *redisstore.Store     // nil without Redis (redis.go)
+	watcher     *middleware.Watcher   // re-checks long-lived connections (conns.go)
+	conns       *proxy.Connections    // the WebSockets and streams, shared by every front
+	fapi        *proxy.FrontendAPI    // nil unless sessiongate serves clerk.proxy_url (frontendapi.go)
+	satellite   bool                  // clerk.is_satellite: the sign-in redirect asks for a sync
 
 	// What a configuration reload replaces and what it keeps (reload.go).
 	front     atomic.Pointer[front] // the proxy of the running configuration
@@ -162,6 +168,19 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupConnections(cfg); err != nil { // conns.go
+		a.Close()
+		return nil, err
+	}
+	if err := a.setupMachines(cfg, opts); err != nil {
+		a.Close()
+		return nil, err
+	}
+	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	// The Gate's own policy (Verify, forward-auth without a matching route)
 	// consults the deny list.
 	denyOnly, err := a.sessions.Checker(sessioncheck.Off, sessioncheck.Deny, false)
@@ -178,6 +197,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Sessions:          denyOnly,
 		Now:               opts.Now,
 		Logger:            log.Named("gate"),
+		Machines:          a.machineVerifier(),
+		ClientKey:         clientKey(trusted),
 	})
 	if err != nil {
 		a.Close()
@@ -196,6 +217,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			DialTimeout:           cfg.Server.DialTimeout.D(),
 			ResponseHeaderTimeout: cfg.Server.UpstreamTimeout.D(),
 		})
+	}
+	if err := a.setupFrontendAPI(cfg); err != nil { // frontendapi.go
+		a.Close()
+		return nil, err
 	}
 	p, err := a.buildProxy(cfg)
 	if err != nil {
@@ -235,6 +260,10 @@ func (a *App) buildProxy(cfg *config.Config) (*proxy.Proxy, error) {
 		Webhooks:     a.webhooks,
 		Logger:       a.log.Named("proxy"),
 		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
+		Connections:  a.conns,
+		// Built once from clerk.* (not reloadable): frontendapi.go.
+		FrontendAPI: a.fapi,
+		SignInSync:  a.satellite,
 	}
 	if cfg.SignInURL != "" {
 		if popts.SignInURL, err = url.Parse(cfg.SignInURL); err != nil {
@@ -298,7 +327,7 @@ func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 			Path:            r.Path,
 			Host:            r.Host,
 			Upstream:        up,
-			Policy:          middleware.Policy{AllowPending: r.AllowPending, Sessions: checker, Require: r.Require.Requirements()},
+			Policy:          middleware.Policy{AllowPending: r.AllowPending, Sessions: checker, Require: r.Require.Requirements(), Accepts: r.TokenTypes()},
 			ClaimHeaders:    r.Headers.Claims,
 			ForwardToken:    r.ForwardsToken(),
 			Name:            r.Host + r.Path,
@@ -361,6 +390,7 @@ func (a *App) Close() {
 			_ = a.remote.Close()
 		}
 		a.closeRedis()
+		a.closeConnections() // conns.go
 	})
 }
 
@@ -512,6 +542,10 @@ func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 			}
 		}(s)
 	}
+	// Shutdown above does not know hijacked connections (WebSockets), and
+	// would wait for server-sent event streams that never end (conns.go).
+	wg.Add(1)
+	go func() { defer wg.Done(); a.shutdownConnections(sctx) }()
 	wg.Wait()
 	a.log.Info("stopped")
 	_ = a.log.Sync()
@@ -537,4 +571,26 @@ func NewLogger(level string, async bool) (*zap.Logger, error) {
 	}
 	// No sampling: every access-log line is kept.
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl), zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+}
+
+// machineVerifier is a.machines as the Gate's interface (a nil *Verifier
+// must be a nil interface).
+func (a *App) machineVerifier() middleware.MachineVerifier {
+	if a.machines == nil {
+		return nil
+	}
+	return a.machines
+}
+
+// parsePrefixes parses trusted_proxies entries.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, tp := range list {
+		pfx, err := parsePrefix(tp)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
 }

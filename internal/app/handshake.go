@@ -2,6 +2,7 @@ package app
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,12 +10,15 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
+	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
@@ -32,14 +36,25 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The Frontend API as tokens name it: a production satellite's is
+	// clerk.<domain>.
+	fapi, _ := cfg.FrontendAPIHost()
 	hc := handshake.Config{
 		Gate:         a.gate,
-		FrontendAPI:  pk.FrontendAPI,
+		FrontendAPI:  fapi,
 		CookieSuffix: pk.CookieSuffix,
 		Production:   pk.Live,
 		BaseURL:      cfg.Clerk.ProxyURL,
-		CookieDomain: cookieDomain(pk.FrontendAPI, cfg.PublicOrigin),
+		CookieDomain: cookieDomain(fapi, cfg.PublicOrigin),
 		Logger:       a.log.Named("handshake"),
+		// Satellites and the cross-origin sync (handshake/satellite.go). A
+		// development primary answers satellite syncs only for the
+		// authorized parties' origins.
+		Satellite:         cfg.Clerk.IsSatellite,
+		SatelliteAutoSync: cfg.Clerk.SatelliteAutoSync,
+		SignInURL:         cfg.Clerk.SignInURL,
+		SyncOrigins:       cfg.Clerk.AuthorizedParties,
+		CrossOriginSync:   cfg.Clerk.CrossOriginSyncEnabled(),
 		// The nonce limits: the process's cap, and each client's budget.
 		NonceRate:        cmp.Or(cfg.Clerk.HandshakeNonceRate, handshake.DefaultNonceRate),
 		NonceBurst:       cmp.Or(cfg.Clerk.HandshakeNonceBurst, handshake.DefaultNonceBurst),
@@ -47,10 +62,17 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 		NonceClientBurst: handshake.DefaultNonceClientBurst,
 		ClientKey:        a.handshakeClientKey(),
 	}
+	// The Gate factory: the __refresh flow verifies an expired token with
+	// it, and a development instance retries a skewed one.
+	hc.GateAt = a.gateAt(cfg)
 	if a.api != nil {
 		hc.Exchanger = a.api
+		hc.Refresher = refresher{a.api}
 	} else {
-		a.log.Warn("Clerk handshake without clerk.secret_key: payloads Clerk sends by nonce (over 2 KiB) cannot be exchanged and end signed-out")
+		a.log.Warn("Clerk handshake without clerk.secret_key: payloads Clerk sends by nonce (over 2 KiB) cannot be exchanged and end signed-out, and expired sessions are never refreshed through __refresh")
+	}
+	if !pk.Live {
+		a.log.Warn("Clerk handshake of a development instance (pk_test_): handshake payloads are read from the URL, as Clerk's development instances send them, so a link can sign a browser in to someone else's session; never put real users behind development keys")
 	}
 	h, err := handshake.New(hc)
 	if err != nil {
@@ -60,9 +82,48 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 	if a.metrics != nil {
 		a.metrics.registerHandshake(h)
 	}
-	a.log.Info("Clerk handshake on", zap.Strings("routes", handshakeRoutes(cfg)),
-		zap.String("frontend_api", pk.FrontendAPI), zap.String("handshake_base", strings.TrimRight(orDefault(cfg.Clerk.ProxyURL, "https://"+pk.FrontendAPI), "/")))
+	a.log.Info("Clerk handshake on", zap.Strings("routes", handshakeRoutes(cfg)), zap.Bool("production", pk.Live),
+		zap.Bool("satellite", cfg.Clerk.IsSatellite),
+		zap.String("frontend_api", fapi), zap.String("handshake_base", strings.TrimRight(orDefault(cfg.Clerk.ProxyURL, "https://"+fapi), "/")))
 	return h, nil
+}
+
+// refresher adapts the Backend API client to the handshake's __refresh
+// flow: Clerk's refusals become a *handshake.RefreshError with Clerk's code.
+type refresher struct{ c *clerkapi.Client }
+
+func (r refresher) RefreshSession(ctx context.Context, sid string, req handshake.RefreshRequest) ([]string, error) {
+	p := clerkapi.RefreshParams{
+		ExpiredToken: req.ExpiredToken, RefreshToken: req.RefreshToken, RequestOrigin: req.RequestOrigin,
+		RequestOriginatingIP: req.ClientIP, SuffixedCookies: req.SuffixedCookies,
+	}
+	if req.UserAgent != "" {
+		p.RequestHeaders = map[string][]string{"User-Agent": {req.UserAgent}}
+	}
+	cookies, err := r.c.RefreshSession(ctx, sid, p)
+	var ae *clerkapi.APIError
+	if errors.As(err, &ae) && len(ae.Errors) > 0 {
+		return nil, &handshake.RefreshError{Code: ae.Errors[0].Code, Err: err}
+	}
+	return cookies, err
+}
+
+// gateAt is the handshake's Config.GateAt: a Gate that verifies session
+// tokens as the App's does (issuer, keys, authorized parties, skew), without
+// a token cache, its clock standing at the given instant. A development
+// instance's handshake uses it for Clerk's one-day clock-skew retry.
+func (a *App) gateAt(cfg *config.Config) func(time.Time) (*middleware.Gate, error) {
+	return func(at time.Time) (*middleware.Gate, error) {
+		return middleware.New(middleware.Config{
+			Issuer:            cfg.Clerk.Issuer,
+			Keys:              a.keys,
+			AuthorizedParties: cfg.Clerk.AuthorizedParties,
+			ClockSkew:         cfg.Clerk.ClockSkew.D(),
+			TokenCacheSize:    -1,
+			Now:               func() time.Time { return at },
+			Logger:            a.log.Named("gate"),
+		})
+	}
 }
 
 // handshakeClientKey is the handshake's Config.ClientKey: the client
@@ -159,5 +220,11 @@ func (m *metrics) registerHandshake(h *handshake.Handshaker) {
 			func(s handshake.NonceStats) uint64 { return s.RateLimitedClient }),
 		counter("sessiongate_handshake_nonce_ignored_total", "Nonce cookies ignored on requests that are not navigations.",
 			func(s handshake.NonceStats) uint64 { return s.Ignored }),
+		counter("sessiongate_handshake_refreshes_total", "Backend API session refreshes made for expired sessions with a __refresh cookie.",
+			func(s handshake.NonceStats) uint64 { return s.Refreshes }),
+		counter("sessiongate_handshake_refresh_failures_total", "Session refreshes that failed (the handshake ran instead).",
+			func(s handshake.NonceStats) uint64 { return s.RefreshFailures }),
+		counter("sessiongate_handshake_refresh_rate_limited_total", "Session refreshes held back by the Backend API budget shared with nonce exchanges (the handshake ran instead).",
+			func(s handshake.NonceStats) uint64 { return s.RefreshRateLimited }),
 	)
 }

@@ -22,6 +22,8 @@ type metrics struct {
 	ops      opsMetrics // opsmetrics.go
 	// claimsDropped counts mapped claims not sent (claimmetrics.go).
 	claimsDropped *prometheus.CounterVec
+	// backendCalls counts Backend API calls of every client (sessions.go).
+	backendCalls *prometheus.CounterVec
 }
 
 // latencyBuckets cover 50 µs (a cache hit) to 10 s (a slow upstream).

@@ -31,13 +31,16 @@ func (a *App) serveFront(w http.ResponseWriter, r *http.Request) {
 }
 
 // reloadableKeys are the configuration keys (and everything below them) a
-// reload applies: exactly what buildProxy reads. A change of any other key
-// is refused with ErrRestartNeeded: the listeners and their TLS files'
-// paths, the Clerk instance, keys and caches, the deny list and Redis, the
-// admin listener's credentials, the server timeouts and the log level are
-// built once, at start. A key added to Config is therefore restart-only
-// until it is listed here, never silently ignored by a reload.
-var reloadableKeys = []string{"upstream", "routes", "headers", "sign_in_url", "trusted_proxies", "log.access"}
+// reload applies: exactly what buildProxy reads, and connections, which
+// applyConnections (conns.go) hands to the shared connection registry. A
+// change of any other key is refused with ErrRestartNeeded: the listeners
+// and their TLS files' paths, the Clerk instance, keys and caches, the deny
+// list and Redis, the admin listener's credentials, the server timeouts and
+// the log level are built once, at start. A key added to Config is
+// therefore restart-only until it is listed here, never silently ignored by
+// a reload.
+var reloadableKeys = []string{"upstream", "routes", "headers", "sign_in_url", "trusted_proxies", "log.access",
+	"connections"}
 
 // ErrRestartNeeded is returned by Reload when the new configuration changes
 // a key that only a restart applies.
@@ -84,7 +87,9 @@ func fileSum(name string) ([sha256.Size]byte, error) {
 
 // Reload re-reads the configuration (Options.Reload) and applies it for new
 // requests: routes, policies, headers, upstreams, sign_in_url,
-// trusted_proxies and log.access (reloadableKeys); it also re-reads the TLS
+// trusted_proxies, log.access and connections (reloadableKeys; a new
+// connections.max_lifetime bounds the connections opened after the reload,
+// a new recheck_interval applies from the next re-check); it also re-reads the TLS
 // certificate files if they changed. Requests in flight
 // finish with the configuration they started with. A configuration that
 // does not load or validate, or that changes a key only a restart applies
@@ -137,6 +142,7 @@ func (a *App) Reload(trigger string) error {
 		return err
 	}
 	a.front.Store(&front{cfg: cfg, proxy: p})
+	a.applyConnections(cfg) // conns.go
 	a.metrics.ObserveReload(ReloadOK)
 	log.Info("config reloaded: new requests use it", zap.Strings("changed", changed), zap.Int("routes", len(cfg.Routes)))
 	return nil

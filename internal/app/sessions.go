@@ -51,11 +51,14 @@ func (m templateMinter) CreateToken(ctx context.Context, sid, template string) (
 
 // backendMetrics counts Backend API calls by endpoint template and status.
 func (m *metrics) backendCounter() func(endpoint string, status int) {
-	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sessiongate_backend_api_requests_total",
-		Help: "Backend API calls by endpoint and HTTP status (0: network error).",
-	}, []string{"endpoint", "status"})
-	m.reg.MustRegister(calls)
+	if m.backendCalls == nil {
+		m.backendCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiongate_backend_api_requests_total",
+			Help: "Backend API calls by endpoint and HTTP status (0: network error).",
+		}, []string{"endpoint", "status"})
+		m.reg.MustRegister(m.backendCalls)
+	}
+	calls := m.backendCalls
 	return func(endpoint string, status int) {
 		calls.WithLabelValues(endpoint, fmt.Sprint(status)).Inc()
 	}

@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/proxy"
+)
+
+// Long-lived connections (DESIGN §9, docs/sessions.md#long-lived-connections):
+// one Watcher, subscribed to the deny list (which every revocation reaches:
+// admin, webhook, inactive status, and Redis pub/sub from other replicas
+// through DenyList.Apply), and one registry of the WebSockets and streams,
+// both shared by every proxy a reload builds.
+
+// maxCloseGrace bounds how long a WebSocket close waits for the client's
+// answer before the TCP connections are cut; a short recheck_interval
+// shortens it, so that a connection is always gone within the interval
+// after a revocation reaches this replica.
+const maxCloseGrace = time.Second
+
+// setupConnections builds the Watcher and the registry; it runs after the
+// deny list exists.
+func (a *App) setupConnections(cfg *config.Config) error {
+	cn := cfg.Connections
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{
+		Revocations: a.deny,
+		Interval:    cn.RecheckInterval.D(),
+		Logger:      a.log.Named("connections"),
+	})
+	if err != nil {
+		return err
+	}
+	a.watcher = w
+	c, err := proxy.NewConnections(proxy.ConnectionsConfig{
+		Watcher:     w,
+		MaxLifetime: cn.MaxLifetime.D(),
+		CloseGrace:  closeGrace(cn),
+		Observer:    a.metrics.registerConnections(),
+		Logger:      a.log.Named("connections"),
+	})
+	if err != nil {
+		return err
+	}
+	a.conns = c
+	return nil
+}
+
+func closeGrace(cn config.Connections) time.Duration {
+	return min(maxCloseGrace, cn.RecheckInterval.D())
+}
+
+// applyConnections applies a reloaded connections block: the interval from
+// the next re-check, max_lifetime to the connections opened from now on.
+// (The close grace stays: it was fixed at start.)
+func (a *App) applyConnections(cfg *config.Config) {
+	a.watcher.SetInterval(cfg.Connections.RecheckInterval.D())
+	a.conns.SetMaxLifetime(cfg.Connections.MaxLifetime.D())
+}
+
+// shutdownConnections closes the WebSockets (1001) and event streams, and
+// waits for them within the drain bound.
+func (a *App) shutdownConnections(ctx context.Context) {
+	if a.conns == nil {
+		return
+	}
+	n := a.conns.Len()
+	if err := a.conns.Shutdown(ctx); err != nil {
+		a.log.Warn("drain bound reached with long-lived connections still closing", zap.Int("open", a.conns.Len()), zap.Error(err))
+		return
+	}
+	if n > 0 {
+		a.log.Info("long-lived connections closed for shutdown", zap.Int("connections", n))
+	}
+}
+
+func (a *App) closeConnections() {
+	if a.watcher != nil {
+		a.watcher.Close()
+	}
+}
+
+// connMetrics implements proxy.ConnectionObserver.
+type connMetrics struct {
+	open   *prometheus.GaugeVec
+	closed *prometheus.CounterVec
+}
+
+// registerConnections registers the long-lived connection series, every
+// kind and reason at 0 from the start. (sessiongate_connections_open, in
+// opsmetrics.go, counts client TCP connections; a WebSocket leaves it when
+// it is hijacked and is counted here.)
+func (m *metrics) registerConnections() proxy.ConnectionObserver {
+	cm := &connMetrics{
+		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sessiongate_long_lived_connections_open",
+			Help: "WebSockets (kind websocket) and streamed responses (kind stream: server-sent events, bodies without a length) open through the proxy.",
+		}, []string{"kind"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiongate_long_lived_connections_closed_total",
+			Help: "Long-lived connections closed, by kind and reason (session-revoked, max-lifetime, shutdown: closed by sessiongate; client, upstream: by that side).",
+		}, []string{"kind", "reason"}),
+	}
+	for _, k := range proxy.ConnectionKinds() {
+		cm.open.WithLabelValues(k)
+		for _, r := range proxy.CloseReasons() {
+			cm.closed.WithLabelValues(k, r)
+		}
+	}
+	m.reg.MustRegister(cm.open, cm.closed)
+	return cm
+}
+
+func (cm *connMetrics) ConnectionOpened(kind string) { cm.open.WithLabelValues(kind).Inc() }
+
+func (cm *connMetrics) ConnectionClosed(kind, reason string, _ time.Duration) {
+	cm.open.WithLabelValues(kind).Dec()
+	cm.closed.WithLabelValues(kind, reason).Inc()
+}

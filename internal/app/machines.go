@@ -1,0 +1,99 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiongate/sessiongate/clerkapi"
+	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/machine"
+	"github.com/sessiongate/sessiongate/middleware"
+	"github.com/sessiongate/sessiongate/proxy"
+)
+
+// setupMachines builds the verifier of opaque machine credentials when a
+// secret key is configured (without one, M2M and OAuth JWTs still verify
+// networklessly; opaque credentials get 503).
+func (a *App) setupMachines(cfg *config.Config, opts Options) error {
+	sk := cfg.Clerk.SecretKey.Reveal()
+	if sk == "" {
+		return nil
+	}
+	newClient := func(key string) (*clerkapi.Client, error) {
+		return clerkapi.New(clerkapi.Config{
+			SecretKey:  key,
+			APIURL:     cfg.Clerk.APIURL,
+			HTTPClient: opts.HTTPClient,
+			// A verification is on a request's path: no retry; the
+			// caller gets 503 with Retry-After and may retry itself.
+			MaxRetries: -1,
+			Logger:     a.log.Named("clerkapi"),
+			OnResponse: a.metrics.backendCounter(),
+		})
+	}
+	api, err := newClient(sk)
+	if err != nil {
+		return fmt.Errorf("clerk.secret_key: %w", err)
+	}
+	mcfg := machine.Config{
+		API:         api,
+		TTL:         cfg.Cache.MachineTTL.D(),
+		NegativeTTL: cfg.Cache.MachineNegativeTTL.D(),
+		Concurrency: cfg.Machine.VerifyConcurrency,
+		MissRate:    cfg.Machine.MissRate,
+		MissBurst:   cfg.Machine.MissBurst,
+		Now:         opts.Now,
+	}
+	if mk := cfg.Clerk.MachineSecretKey.Reveal(); mk != "" {
+		if mcfg.M2MAPI, err = newClient(mk); err != nil {
+			return fmt.Errorf("clerk.machine_secret_key: %w", err)
+		}
+	}
+	v, err := machine.New(mcfg)
+	if err != nil {
+		return fmt.Errorf("machine: %w", err)
+	}
+	a.machines = v
+	a.metrics.registerMachines(v)
+	return nil
+}
+
+// clientKey identifies a request's client by the trusted_proxies rule
+// (proxy.ClientAddr), for the machine-credential rate limit.
+func clientKey(trusted []netip.Prefix) func(*http.Request) string {
+	return func(r *http.Request) string {
+		return proxy.ClientKey(proxy.ClientAddr(r, trusted))
+	}
+}
+
+func (m *metrics) registerMachines(v *machine.Verifier) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_machine_cache_hits_total", Help: "Machine-credential verification cache hits."},
+			func() float64 { return float64(v.Stats().CacheHits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_machine_cache_misses_total", Help: "Machine-credential verification cache misses."},
+			func() float64 { return float64(v.Stats().CacheMisses) }),
+		&machineCollector{v: v, desc: prometheus.NewDesc("sessiongate_machine_verifications_total",
+			"Opaque machine-credential verifications by kind and outcome (valid, invalid, revoked, expired, rate_limited, unavailable), cache hits included.",
+			[]string{"kind", "outcome"}, nil)},
+	)
+}
+
+type machineCollector struct {
+	v    *machine.Verifier
+	desc *prometheus.Desc
+}
+
+func (c *machineCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *machineCollector) Collect(ch chan<- prometheus.Metric) {
+	for kind, row := range c.v.Stats().Verifications {
+		for o, n := range row {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), string(kind), machine.OutcomeNames[o])
+		}
+	}
+}
+
+var _ middleware.MachineVerifier = (*machine.Verifier)(nil)

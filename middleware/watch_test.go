@@ -1,0 +1,318 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/sessiongate/middleware"
+)
+
+// revocations is an in-memory RevocationSource.
+type revocations struct {
+	mu      sync.Mutex
+	denied  map[string]bool
+	subs    map[int]func(string)
+	nextSub int
+}
+
+func newRevocations() *revocations {
+	return &revocations{denied: map[string]bool{}, subs: map[int]func(string){}}
+}
+
+func (r *revocations) Subscribe(fn func(string)) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := r.nextSub
+	r.nextSub++
+	r.subs[id] = fn
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.subs, id)
+	}
+}
+
+func (r *revocations) Denied(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.denied[key]
+}
+
+func (r *revocations) revoke(key string) {
+	r.mu.Lock()
+	r.denied[key] = true
+	var fns []func(string)
+	for _, fn := range r.subs {
+		fns = append(fns, fn)
+	}
+	r.mu.Unlock()
+	for _, fn := range fns {
+		fn(key)
+	}
+}
+
+func (r *revocations) subscribers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs)
+}
+
+// statusChecker answers a session's status from a map: "" is active.
+type statusChecker struct {
+	mu     sync.Mutex
+	status map[string]error
+	calls  int
+	bySID  map[string]int
+}
+
+func (c *statusChecker) CheckSession(_ context.Context, claims *middleware.Claims) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if c.bySID == nil {
+		c.bySID = map[string]int{}
+	}
+	c.bySID[claims.SessionID]++
+	return c.status[claims.SessionID]
+}
+
+func (c *statusChecker) set(sid string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.status[sid] = err
+}
+
+func waitDone(t *testing.T, ctx context.Context, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-time.After(within):
+		t.Fatalf("the context is not done after %v", within)
+		return nil
+	}
+}
+
+func notDone(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("the context is done: %v", context.Cause(ctx))
+	}
+}
+
+func TestWatcherRevocationCancelsAtOnce(t *testing.T) {
+	t.Parallel()
+	src := newRevocations()
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{Revocations: src, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_a"})
+	defer cancel()
+	other, cancelOther := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_b"})
+	defer cancelOther()
+
+	src.revoke("sess_a")
+	cause := waitDone(t, ctx, time.Second)
+	if !errors.Is(cause, middleware.ErrSessionRevoked) {
+		t.Fatalf("cause %v, want session-revoked", cause)
+	}
+	if status, reason, _ := middleware.Outcome(cause); status != 401 || reason != middleware.ReasonSessionRevoked {
+		t.Fatalf("outcome %d %s", status, reason)
+	}
+	notDone(t, other)
+}
+
+func TestWatcherSessionRevokedBeforeTheWatchStarts(t *testing.T) {
+	t.Parallel()
+	src := newRevocations()
+	src.revoke("sess_a") // between the request's check and the watch
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{Revocations: src, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_a"})
+	defer cancel()
+	if !errors.Is(waitDone(t, ctx, time.Second), middleware.ErrSessionRevoked) {
+		t.Fatal("a session revoked before the watch was not caught")
+	}
+}
+
+func TestWatcherRecheck(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		answer error
+		ends   bool
+	}{
+		{"revoked status ends the watch", &middleware.Error{Reason: middleware.ReasonSessionRevoked, Message: "the session is ended"}, true},
+		{"pending ends the watch", &middleware.Error{Reason: middleware.ReasonSessionPending}, true},
+		{"status unavailable keeps it", &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable}, false},
+		{"any other error keeps it", errors.New("network down"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sc := &statusChecker{status: map[string]error{}}
+			w, err := middleware.NewWatcher(middleware.WatcherConfig{Sessions: sc, Interval: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			ctx, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_a"})
+			defer cancel()
+			sc.set("sess_a", tc.answer)
+			if tc.ends {
+				if cause := waitDone(t, ctx, 2*time.Second); cause != tc.answer {
+					t.Fatalf("cause %v, want the check's answer", cause)
+				}
+				return
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				sc.mu.Lock()
+				calls := sc.calls
+				sc.mu.Unlock()
+				if calls >= 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d re-checks in 2s at a 10ms interval", calls)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			notDone(t, ctx)
+		})
+	}
+}
+
+func TestWatcherChecksASessionOncePerInterval(t *testing.T) {
+	t.Parallel()
+	sc := &statusChecker{status: map[string]error{}}
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{Sessions: sc, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var ctxs []context.Context
+	for range 10 { // ten tabs of one session
+		ctx, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_a"})
+		defer cancel()
+		ctxs = append(ctxs, ctx)
+	}
+	other, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_b"})
+	defer cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		sc.mu.Lock()
+		calls := sc.calls
+		sc.mu.Unlock()
+		if calls >= 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checks in 2s", calls)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Each sweep checks sess_a once and sess_b once, whatever the count of
+	// watches.
+	sc.mu.Lock()
+	a, b := sc.bySID["sess_a"], sc.bySID["sess_b"]
+	sc.mu.Unlock()
+	if a > b+1 {
+		t.Fatalf("sess_a (10 watches) checked %d times, sess_b (1 watch) %d times", a, b)
+	}
+	sc.set("sess_a", &middleware.Error{Reason: middleware.ReasonSessionRevoked})
+	for _, ctx := range ctxs {
+		waitDone(t, ctx, 2*time.Second) // one answer ends every watch of the session
+	}
+	notDone(t, other)
+}
+
+func TestWatcherReleasesWatches(t *testing.T) {
+	t.Parallel()
+	src := newRevocations()
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{Revocations: src, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, cancelParent := context.WithCancel(context.Background())
+	_, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_a"})
+	ctxB, _ := w.Watch(parent, &middleware.Claims{SessionID: "sess_b"})
+	if w.Len() != 2 {
+		t.Fatalf("Len %d, want 2", w.Len())
+	}
+	cancel()
+	if w.Len() != 1 {
+		t.Fatalf("Len %d after cancel, want 1", w.Len())
+	}
+	cancelParent() // the work's own context ends
+	waitDone(t, ctxB, time.Second)
+	deadline := time.Now().Add(time.Second)
+	for w.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Len %d after the parent was cancelled", w.Len())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.Close()
+	if src.subscribers() != 0 {
+		t.Fatal("Close did not unsubscribe")
+	}
+	// Nothing is watched after Close.
+	ctx, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_c"})
+	defer cancel()
+	src.revoke("sess_c")
+	notDone(t, ctx)
+}
+
+// TestWatcherRunsNoGoroutineWhenIdle (not parallel: it counts goroutines).
+func TestWatcherRunsNoGoroutineWhenIdle(t *testing.T) {
+	sc := &statusChecker{status: map[string]error{}}
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{Sessions: sc, Revocations: newRevocations(), Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	base := runtime.NumGoroutine()
+	var cancels []context.CancelFunc
+	for _, sid := range []string{"sess_a", "sess_b", "sess_c"} {
+		_, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: sid})
+		cancels = append(cancels, cancel)
+	}
+	for _, c := range cancels {
+		c()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %d, %d before the watches", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWatcherSetInterval(t *testing.T) {
+	t.Parallel()
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.Interval() != middleware.DefaultRecheckInterval {
+		t.Fatalf("default interval %v", w.Interval())
+	}
+	w.SetInterval(time.Second)
+	if w.Interval() != time.Second {
+		t.Fatalf("interval %v", w.Interval())
+	}
+	if _, err := middleware.NewWatcher(middleware.WatcherConfig{Interval: -1}); err == nil {
+		t.Fatal("a negative interval was accepted")
+	}
+}
