@@ -17,6 +17,6 @@
 //     minting in Clerk's v1 and v2 formats, failure injection) for tests,
 //     yours included.
 //
-// DESIGN.md in the project's shared folder is the contract; README.md has the
-// quick start.
+// README.md has the quick start; docs/ holds the configuration, the reason
+// codes and the deployment guides.
 package sessiongate

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -164,9 +163,19 @@ func New(opts Options) (*Instance, error) {
 	return i, nil
 }
 
+// TB is what Start, StartSatellite and MustMint need of a test: a
+// *testing.T, *testing.B or *testing.F satisfies it. The package does not
+// import "testing", so the sessiongate binary (whose dev mode runs this
+// fake) does not link the test framework.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // Start is New for tests: it fails tb at once on error and closes the
 // instance in tb.Cleanup.
-func Start(tb testing.TB, opts Options) *Instance {
+func Start(tb TB, opts Options) *Instance {
 	tb.Helper()
 	i, err := New(opts)
 	if err != nil {

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -104,7 +103,7 @@ func (i *Instance) NewSatellite(opts SatelliteOptions) (*Satellite, error) {
 
 // StartSatellite is NewSatellite for tests: it fails tb at once on error
 // and closes the satellite in tb.Cleanup.
-func (i *Instance) StartSatellite(tb testing.TB, opts SatelliteOptions) *Satellite {
+func (i *Instance) StartSatellite(tb TB, opts SatelliteOptions) *Satellite {
 	tb.Helper()
 	s, err := i.NewSatellite(opts)
 	if err != nil {

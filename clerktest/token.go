@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"testing"
 	"time"
 )
 
@@ -260,7 +259,7 @@ func (i *Instance) Mint(opts ...TokenOption) (string, error) {
 }
 
 // MustMint is Mint that fails tb on error.
-func (i *Instance) MustMint(tb testing.TB, opts ...TokenOption) string {
+func (i *Instance) MustMint(tb TB, opts ...TokenOption) string {
 	tb.Helper()
 	tok, err := i.Mint(opts...)
 	if err != nil {

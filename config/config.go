@@ -10,7 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is the whole configuration of the sessiongate binary (DESIGN §4).
+// Config is the whole configuration of the sessiongate binary (docs/configuration.md).
 // Load fills it from defaults, a YAML file, the environment and flags, then
 // validates it; a Config returned by Load is ready to use.
 type Config struct {
@@ -189,7 +189,7 @@ type Revocation struct {
 	TTL      Duration `yaml:"ttl"`       // default 1h
 }
 
-// Server holds the proxy listener's timeouts (not in DESIGN §4's example;
+// Server holds the proxy listener's timeouts (not in the short example of docs/configuration.md;
 // documented in docs/configuration.md).
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s

@@ -3,7 +3,7 @@ package config
 import "time"
 
 // Defaults returns the configuration used where the file, the environment
-// and the flags say nothing (DESIGN §4). Each call returns fresh values.
+// and the flags say nothing (docs/configuration.md). Each call returns fresh values.
 func Defaults() Config {
 	access := true
 	return Config{

@@ -188,7 +188,7 @@ func wantRedirect(t *testing.T, o *handshake.Outcome, reason string) *url.URL {
 	return u
 }
 
-// wantSignedOut checks a SignedOut outcome with a DESIGN reason, and Clerk's
+// wantSignedOut checks a SignedOut outcome with a sessiongate reason, and Clerk's
 // reason in the message when given.
 func wantSignedOut(t *testing.T, o *handshake.Outcome, reason middleware.Reason, clerkReason string) {
 	t.Helper()

@@ -14,7 +14,7 @@ import (
 
 // A request is checked once; a WebSocket or a server-sent event stream it
 // opens may stay open for hours. A Watcher re-checks such long-lived work
-// after the request was let through (DESIGN §9, docs/sessions.md): it hands
+// after the request was let through (docs/sessions.md): it hands
 // out a context that is cancelled when the session is revoked, so that an
 // application serving WebSockets itself can close them, as the proxy does
 // for the connections it passes through.

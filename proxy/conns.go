@@ -17,7 +17,7 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-// Long-lived connections (DESIGN §9, docs/sessions.md#long-lived-connections).
+// Long-lived connections (docs/sessions.md#long-lived-connections).
 //
 // A request is authenticated once; what it opens may stay open for hours.
 // The proxy tracks, in a Connections registry shared by every Proxy built

@@ -6,8 +6,8 @@
 // for forward-auth, /_sessiongate/webhooks/clerk) → the path must be clean
 // (no dot or empty segments: 400) → the longest matching route (whole path
 // segments, optional host) → its policy: public (no check), optional (claims
-// when valid, anonymous otherwise), required (rejection with DESIGN §3's
-// outcome, or a 307 to the sign-in page for browser navigations) and its
+// when valid, anonymous otherwise), required (rejection with the outcome of
+// docs/reason-codes.md, or a 307 to the sign-in page for browser navigations) and its
 // organization requirements (403); on a route with a Handshake, requests
 // without a Bearer token follow Clerk's browser cookie rules and expired
 // sessions of navigations are renewed through Clerk's handshake

@@ -195,7 +195,7 @@ func TestCase21ProxyServesResolvedPage(t *testing.T) {
 	}
 }
 
-// A Bearer token never triggers a handshake (DESIGN §2.1), even on a
+// A Bearer token never triggers a handshake (docs/browser-sessions.md), even on a
 // document navigation that also carries Clerk's cookies.
 func TestBearerNeverHandshakes(t *testing.T) {
 	t.Parallel()

@@ -241,7 +241,7 @@ func TestIdentityHeaderSpoofingForwardAuth(t *testing.T) {
 }
 
 // TestAuthorizationHeaderVariants pins how odd Authorization headers are
-// read (DESIGN §2.1, middleware.ExtractToken): the scheme is Bearer in any
+// read (docs/security.md, middleware.ExtractToken): the scheme is Bearer in any
 // case followed by one or more spaces, surrounding spaces are trimmed, any
 // other scheme (a tab is not a separator) is "no token" and the cookie is
 // consulted, and two Authorization headers are refused.

@@ -22,7 +22,7 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-// Reserved paths on the proxy listener (DESIGN §4).
+// Reserved paths on the proxy listener (docs/configuration.md).
 const (
 	ReservedPrefix   = "/_sessiongate/"
 	ForwardAuthPath  = "/_sessiongate/auth"
@@ -885,7 +885,7 @@ func (p *Proxy) setIdentity(h http.Header, st *state) {
 }
 
 // IdentityHeaders are the names of the identity headers for a prefix, in the
-// order of DESIGN §4.
+// order of docs/configuration.md.
 func IdentityHeaders(prefix string) []string {
 	if prefix == "" {
 		prefix = DefaultHeaderPrefix

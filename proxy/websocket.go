@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// Closing a WebSocket the proxy passes through (DESIGN §9,
-// docs/sessions.md#long-lived-connections).
+// Closing a WebSocket the proxy passes through
+// (docs/sessions.md#long-lived-connections).
 //
 // After the 101, httputil.ReverseProxy copies bytes both ways with two
 // goroutines: upstream→client into the hijacked client connection, and

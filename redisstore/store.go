@@ -1,5 +1,5 @@
 // Package redisstore shares a sessiongate replica's revocations and session
-// state with the other replicas through Redis (DESIGN §6, docs/scaling.md).
+// state with the other replicas through Redis (docs/scaling.md).
 //
 // A Store hangs off a replica's sessioncheck.DenyList and never sits on the
 // request path: Denied stays a local map lookup. What it does, off the hot

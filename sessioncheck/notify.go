@@ -8,7 +8,7 @@ import (
 )
 
 // Long-lived connections (WebSockets, SSE streams) outlive the request that
-// was checked (DESIGN §9, docs/sessions.md#long-lived-connections).
+// was checked (docs/sessions.md#long-lived-connections).
 // DenyList.Subscribe reports every revocation as it is added, whatever its
 // origin: an admin revoke, a webhook, an inactive status seen, and a
 // revocation another replica made that a shared store applies (Apply). A

@@ -21,8 +21,8 @@ import (
 )
 
 // TestBinarySIGTERMUnderLoad: the real binary serving 50 concurrent,
-// slow-ish authenticated requests receives SIGTERM. Expected (DESIGN §4
-// Lifecycle): it stops accepting at once (new connections are refused, not
+// slow-ish authenticated requests receives SIGTERM. Expected (docs/deployment.md,
+// shutdown): it stops accepting at once (new connections are refused, not
 // left hanging), every request already accepted completes with its full
 // 200 answer, and the process exits 0 within the drain bound
 // (server.shutdown_timeout).

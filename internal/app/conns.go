@@ -12,7 +12,7 @@ import (
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
-// Long-lived connections (DESIGN §9, docs/sessions.md#long-lived-connections):
+// Long-lived connections (docs/sessions.md#long-lived-connections):
 // one Watcher, subscribed to the deny list (which every revocation reaches:
 // admin, webhook, inactive status, and Redis pub/sub from other replicas
 // through DenyList.Apply), and one registry of the WebSockets and streams,

@@ -57,7 +57,7 @@ func bearerGet(t *testing.T, url, token string, extra ...string) *http.Response 
 }
 
 // Through the binary's wiring: each kind reaches the routes that take it
-// with the identity headers of DESIGN's machine table, is refused elsewhere
+// with the identity headers of docs/machine-auth.md, is refused elsewhere
 // without a Backend API call, and Clerk failing is a 503, not a bad key.
 func TestMachineCredentialsThroughTheProxy(t *testing.T) {
 	t.Parallel()

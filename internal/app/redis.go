@@ -12,7 +12,7 @@ import (
 	"github.com/sessiongate/sessiongate/webhook"
 )
 
-// Scaling out (DESIGN §6, docs/scaling.md): with revocation.store: redis the
+// Scaling out (docs/scaling.md): with revocation.store: redis the
 // deny list is shared through Redis; with cache.shared: true session
 // statuses are too. Both need revocation.redis_url; webhook de-duplication
 // comes with either. Nothing here is on the request path: the deny list
