@@ -176,11 +176,6 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	trusted, err := parsePrefixes(cfg.TrustedProxies)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
 	// The Gate's own policy (Verify, forward-auth without a matching route)
 	// consults the deny list.
 	denyOnly, err := a.sessions.Checker(sessioncheck.Off, sessioncheck.Deny, false)
@@ -198,7 +193,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Now:               opts.Now,
 		Logger:            log.Named("gate"),
 		Machines:          a.machineVerifier(),
-		ClientKey:         clientKey(trusted),
+		ClientKey:         a.clientKey(), // machine-credential miss budgets
 	})
 	if err != nil {
 		a.Close()
@@ -275,12 +270,8 @@ func (a *App) buildProxy(cfg *config.Config) (*proxy.Proxy, error) {
 			return nil, fmt.Errorf("public_origin: %w", err)
 		}
 	}
-	for _, tp := range cfg.TrustedProxies {
-		pfx, err := parsePrefix(tp)
-		if err != nil {
-			return nil, fmt.Errorf("trusted_proxies: %w", err)
-		}
-		popts.TrustedProxies = append(popts.TrustedProxies, pfx)
+	if popts.TrustedProxies, err = parsePrefixes(cfg.TrustedProxies); err != nil {
+		return nil, err
 	}
 	return proxy.New(popts)
 }

@@ -60,7 +60,7 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 		NonceBurst:       cmp.Or(cfg.Clerk.HandshakeNonceBurst, handshake.DefaultNonceBurst),
 		NonceClientRate:  handshake.DefaultNonceClientRate,
 		NonceClientBurst: handshake.DefaultNonceClientBurst,
-		ClientKey:        a.handshakeClientKey(),
+		ClientKey:        a.clientKey(),
 	}
 	// The Gate factory: the __refresh flow verifies an expired token with
 	// it, and a development instance retries a skewed one.
@@ -126,12 +126,13 @@ func (a *App) gateAt(cfg *config.Config) func(time.Time) (*middleware.Gate, erro
 	}
 }
 
-// handshakeClientKey is the handshake's Config.ClientKey: the client
+// clientKey is the handshake's and the Gate's Config.ClientKey (nonce and
+// machine-credential miss budgets): the client
 // address by the trusted_proxies of the running configuration, an IPv6
 // client by its /64 (proxy.ClientAddr, proxy.ClientKey). The Handshaker
 // lives as long as the App, and a reload may change trusted_proxies: the
 // prefixes are parsed again, once, when the running configuration changes.
-func (a *App) handshakeClientKey() func(*http.Request) string {
+func (a *App) clientKey() func(*http.Request) string {
 	type parsed struct {
 		f       *front
 		trusted []netip.Prefix

@@ -13,7 +13,7 @@ import (
 func TestHandshakeClientKeyFollowsTrustedProxies(t *testing.T) {
 	t.Parallel()
 	a := &App{}
-	key := a.handshakeClientKey()
+	key := a.clientKey()
 	run := func(trusted []string, peer, xff string) string {
 		a.front.Store(&front{cfg: &config.Config{TrustedProxies: trusted}})
 		r := httptest.NewRequest("GET", "/", nil)

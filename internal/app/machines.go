@@ -2,8 +2,6 @@ package app
 
 import (
 	"fmt"
-	"net/http"
-	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,7 +9,6 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
-	"github.com/sessiongate/sessiongate/proxy"
 )
 
 // setupMachines builds the verifier of opaque machine credentials when a
@@ -59,14 +56,6 @@ func (a *App) setupMachines(cfg *config.Config, opts Options) error {
 	a.machines = v
 	a.metrics.registerMachines(v)
 	return nil
-}
-
-// clientKey identifies a request's client by the trusted_proxies rule
-// (proxy.ClientAddr), for the machine-credential rate limit.
-func clientKey(trusted []netip.Prefix) func(*http.Request) string {
-	return func(r *http.Request) string {
-		return proxy.ClientKey(proxy.ClientAddr(r, trusted))
-	}
 }
 
 func (m *metrics) registerMachines(v *machine.Verifier) {
