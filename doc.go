@@ -19,4 +19,6 @@
 //
 // README.md has the quick start; docs/ holds the configuration, the reason
 // codes and the deployment guides.
+//
+// Stable: follows semantic versioning from v1.
 package sessiongate

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testclock"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 )
@@ -162,7 +163,9 @@ func TestEndToEndAuthorizedPartiesAndNoParties(t *testing.T) {
 
 func TestEndToEndKeyRotation(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, jwks.RemoteConfig{MinRefreshInterval: time.Millisecond})
+	// The key set's clock: the refetch floor passes when the test says so.
+	clk := testclock.New(time.Now())
+	s := newStack(t, jwks.RemoteConfig{MinRefreshInterval: time.Millisecond, Now: clk.Now})
 	old := s.inst.SigningKey()
 	oldTok := s.inst.MustMint(t, clerktest.WithUser("user_old"))
 	if got := s.get(t, oldTok, false); got.status != 200 {
@@ -172,6 +175,7 @@ func TestEndToEndKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	newTok := s.inst.MustMint(t, clerktest.WithUser("user_new"))
+	clk.Advance(time.Second) // past the refetch floor
 	// The new kid is unknown to the cached set: one refetch picks it up.
 	if got := s.get(t, newTok, false); got.status != 200 || got.user != "user_new" {
 		t.Fatalf("token of the new key: %+v", got)
@@ -180,7 +184,7 @@ func TestEndToEndKeyRotation(t *testing.T) {
 	// refused once the key set is refreshed (the refetch for an unknown kid
 	// brings the new set).
 	s.inst.RemoveKey(old.ID)
-	time.Sleep(2 * time.Millisecond) // past the 1 ms refetch floor
+	clk.Advance(time.Second) // past the refetch floor
 	unknown, _ := clerktest.NewSigningKey("", "RS256")
 	s.get(t, s.inst.MustMint(t, clerktest.WithSigningKey(unknown)), false) // triggers a refetch
 	if got := s.get(t, oldTok, false); got.status != 401 || got.reason != "jwk-kid-mismatch" {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -16,13 +15,19 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/logctx"
+	"github.com/sessiongate/sessiongate/internal/netutil"
+	"github.com/sessiongate/sessiongate/internal/tracing"
 )
 
 // Defaults applied to zero Config fields, and fixed limits.
 const (
 	DefaultAPIURL      = "https://api.clerk.com"
-	DefaultAPIVersion  = "2026-05-12"
+	DefaultAPIVersion  = clerkwire.APIVersion // "2026-05-12"
 	DefaultUserAgent   = "sessiongate"
 	DefaultHTTPTimeout = 10 * time.Second
 	DefaultMaxRetries  = 3
@@ -60,8 +65,8 @@ type Config struct {
 	// *APIError with its 3xx status).
 	HTTPClient *http.Client
 
-	// APIVersion is sent as Clerk-API-Version. Empty means "2026-05-12",
-	// the spec this package follows. Format YYYY-MM-DD.
+	// APIVersion is sent as Clerk-API-Version. Empty means
+	// DefaultAPIVersion, the spec this package follows. Format YYYY-MM-DD.
 	APIVersion string
 
 	// UserAgent is sent as User-Agent. Empty means "sessiongate".
@@ -94,6 +99,13 @@ type Config struct {
 	// the HTTP status, or 0 for a network error. It must be quick and safe
 	// for concurrent use; it suits a metrics counter.
 	OnResponse func(endpoint string, status int)
+
+	// TracerProvider, when set, records a client span per attempt (retries
+	// included), named by the route template ("GET /v1/sessions/{id}"),
+	// a child of the span in the call's context. No id from the path, no
+	// query, no body and no secret is recorded, and no trace header is
+	// sent to Clerk. Nil: no spans, no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // String formats the Config without its secret key.
@@ -117,6 +129,8 @@ type Client struct {
 	sleep      func(context.Context, time.Duration) error
 	log        *zap.Logger
 	onResponse func(string, int)
+	tracer     trace.Tracer // nil: tracing off
+	host       *url.URL     // scheme and host of baseURL, for client spans
 }
 
 // String formats the Client without its secret key.
@@ -150,6 +164,10 @@ func New(cfg Config) (*Client, error) {
 		sleep:      cfg.Sleep,
 		log:        cfg.Logger,
 		onResponse: cfg.OnResponse,
+		tracer:     tracing.Tracer(cfg.TracerProvider, "clerkapi"),
+	}
+	if u, err := url.Parse(base); err == nil {
+		c.host = &url.URL{Scheme: u.Scheme, Host: u.Host}
 	}
 	if c.apiVersion == "" {
 		c.apiVersion = DefaultAPIVersion
@@ -233,7 +251,7 @@ func checkAPIURL(raw string) (string, error) {
 		return "", errors.New("clerkapi: Config.APIURL: no host")
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return "", errors.New("clerkapi: Config.APIURL: must not have a query or fragment")
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !netutil.IsLoopbackHost(u.Hostname()):
 		return "", fmt.Errorf("clerkapi: Config.APIURL: http is allowed only for a loopback host, not %q; use https", u.Hostname())
 	case u.Scheme != "https" && u.Scheme != "http":
 		return "", fmt.Errorf("clerkapi: Config.APIURL: scheme %q is not https", u.Scheme)
@@ -243,14 +261,6 @@ func checkAPIURL(raw string) (string, error) {
 		return "", errors.New(`clerkapi: Config.APIURL: leave out "/v1"; the client appends it`)
 	}
 	return u.Scheme + "://" + u.Host + p, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func defaultBackoff(attempt int) time.Duration {
@@ -323,7 +333,7 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 		}
 		if ce := c.log.Check(zap.WarnLevel, "clerkapi: retrying"); ce != nil {
 			ce.Write(zap.Stringer("endpoint", r.ep), zap.Int("attempt", attempt+1),
-				zap.Duration("wait", wait), zap.Error(err))
+				zap.Duration("wait", wait), zap.Error(err), logctx.Field(ctx))
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
 			return nil, fmt.Errorf("%w (retry abandoned: %w)", err, serr)
@@ -364,7 +374,13 @@ func (c *Client) retryWait(ctx context.Context, ep endpoint, attempt int, err er
 	return wait, true
 }
 
-func (c *Client) attempt(ctx context.Context, r request) ([]byte, failure, error) {
+func (c *Client) attempt(ctx context.Context, r request) (_ []byte, _ failure, err error) {
+	status := 0 // the response's, for the client span
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = tracing.StartClient(ctx, c.tracer, r.ep.String(), r.ep.method, c.host)
+		defer func() { tracing.EndClient(span, status, err) }()
+	}
 	u := c.baseURL + r.path
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
@@ -391,6 +407,7 @@ func (c *Client) attempt(ctx context.Context, r request) ([]byte, failure, error
 		return nil, failNetwork, fmt.Errorf("clerkapi: %s: %w", r.ep, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	c.report(r.ep, resp.StatusCode)
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {

@@ -27,4 +27,6 @@
 // The secret key MUST NOT appear in any error or log line: it is sent only
 // in the Authorization header, is scrubbed from every response body before
 // the body is read into an error, and a Client formats without it.
+//
+// Stable: follows semantic versioning from v1.
 package clerkapi

@@ -44,7 +44,7 @@ type RefreshParams struct {
 // refresh token may be single-use).
 func (c *Client) RefreshSession(ctx context.Context, sessionID string, p RefreshParams) ([]string, error) {
 	ep := epRefreshSession
-	if err := checkID(ep, "session id", sessionIDRE, sessionID); err != nil {
+	if err := checkSessionID(ep, sessionID); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct{ name, v string }{{"expired_token", p.ExpiredToken}, {"refresh_token", p.RefreshToken}} {

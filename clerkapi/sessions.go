@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // Limits of the Sessions calls.
@@ -38,11 +40,18 @@ var (
 	epCreateToken    = endpoint{http.MethodPost, "/v1/sessions/{id}/tokens"}
 	epCreateTemplate = endpoint{http.MethodPost, "/v1/sessions/{id}/tokens/{template}"}
 
-	sessionIDRE = regexp.MustCompile(`^sess_[A-Za-z0-9]+$`)
-	clientIDRE  = regexp.MustCompile(`^client_[A-Za-z0-9]+$`)
-	userIDRE    = regexp.MustCompile(`^user_[A-Za-z0-9]+$`)
-	templateRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	clientIDRE = regexp.MustCompile(`^client_[A-Za-z0-9]+$`)
+	userIDRE   = regexp.MustCompile(`^user_[A-Za-z0-9]+$`)
+	templateRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
+
+// checkSessionID validates a session id without echoing it.
+func checkSessionID(ep endpoint, id string) error {
+	if !clerkwire.ValidSessionID(id) {
+		return invalid(ep, "session id must be %s (got %d bytes)", clerkwire.SessionIDShape, len(id))
+	}
+	return nil
+}
 
 // checkID validates an ID without echoing it.
 func checkID(ep endpoint, what string, re *regexp.Regexp, id string) error {
@@ -221,7 +230,7 @@ func (c *Client) Verify(ctx context.Context, id, token string) (*Session, error)
 }
 
 func (c *Client) sessionCall(ctx context.Context, ep endpoint, id, suffix string, body []byte, redact []string) (*Session, error) {
-	if err := checkID(ep, "session id", sessionIDRE, id); err != nil {
+	if err := checkSessionID(ep, id); err != nil {
 		return nil, err
 	}
 	data, err := c.do(ctx, request{ep: ep, path: "/v1/sessions/" + url.PathEscape(id) + suffix, body: body, redact: redact})
@@ -252,7 +261,7 @@ func (c *Client) CreateToken(ctx context.Context, sessionID, template string, ex
 		}
 		suffix += "/" + url.PathEscape(template)
 	}
-	if err := checkID(ep, "session id", sessionIDRE, sessionID); err != nil {
+	if err := checkSessionID(ep, sessionID); err != nil {
 		return nil, err
 	}
 	var body []byte

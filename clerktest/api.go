@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // Backend API paths of the Sessions resource and the handshake payload, as
@@ -27,8 +29,9 @@ const (
 )
 
 // CurrentAPIVersion is the Clerk-API-Version the fake assumes when a
-// request sends none: the version of the spec it follows.
-const CurrentAPIVersion = "2026-05-12"
+// request sends none: the version of the spec it follows, the one
+// sessiongate implements ("2026-05-12").
+const CurrentAPIVersion = clerkwire.APIVersion
 
 // verifyRemovedIn is the first API version without POST
 // /sessions/{id}/verify.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // claims builds the payload of a minted token and records its session.
@@ -67,7 +69,7 @@ func (i *Instance) claims(c *tokenConfig) ([]byte, error) {
 			if c.org != nil {
 				m["org_id"] = c.org.ID
 				m["org_slug"] = c.org.Slug
-				m["org_role"] = "org:" + strings.TrimPrefix(c.org.Role, "org:")
+				m["org_role"] = clerkwire.OrgPrefix + clerkwire.ShortOrgName(c.org.Role)
 				m["org_permissions"] = append([]string{}, c.org.Permissions...)
 			}
 			break
@@ -151,7 +153,7 @@ func orgClaim(org Org) (orgV2, []string, error) {
 	return orgV2{
 		ID:   org.ID,
 		Slug: org.Slug,
-		Role: strings.TrimPrefix(org.Role, "org:"),
+		Role: clerkwire.ShortOrgName(org.Role),
 		Per:  strings.Join(per, ","),
 		FPM:  strings.Join(fpm, ","),
 	}, fea, nil

@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // DevBrowserPath is the Frontend API endpoint that creates a dev browser on
@@ -22,7 +24,7 @@ const DevBrowserPath = "/v1/dev_browser"
 
 // DevBrowserCookie is the dev-browser token's name: a query parameter of
 // Frontend API requests, and the application's cookie.
-const DevBrowserCookie = "__clerk_db_jwt"
+const DevBrowserCookie = clerkwire.DevBrowserCookie // "__clerk_db_jwt"
 
 // Development reports whether the instance is a development one
 // (Options.Development).

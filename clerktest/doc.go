@@ -34,4 +34,6 @@
 // An Instance is safe for concurrent use. The fake only ever listens on a
 // loopback address: it MUST NOT be exposed, because anyone who can reach it
 // can mint tokens it will vouch for.
+//
+// Stable: follows semantic versioning from v1.
 package clerktest

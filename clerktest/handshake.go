@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // HandshakePath is the Frontend API handshake endpoint: GET with
@@ -14,8 +16,8 @@ const HandshakePath = "/v1/client/handshake"
 
 // Cookies the handshake endpoint sets for the application.
 const (
-	HandshakeCookie      = "__clerk_handshake"
-	HandshakeNonceCookie = "__clerk_handshake_nonce"
+	HandshakeCookie      = clerkwire.HandshakeCookie      // "__clerk_handshake"
+	HandshakeNonceCookie = clerkwire.HandshakeNonceCookie // "__clerk_handshake_nonce"
 )
 
 // HandshakeFormat chooses how the handshake endpoint delivers its payload.

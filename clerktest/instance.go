@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/netutil"
 )
 
 // Options configures an Instance. The zero value is ready to use.
@@ -191,10 +193,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("clerktest: Addr %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !netutil.IsLoopbackHost(host) {
 		return fmt.Errorf("clerktest: Addr %q: the fake only listens on a loopback address (127.0.0.1, ::1 or localhost)", addr)
 	}
 	return nil

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // RefreshCookie is the refresh-token cookie's name, always with the
 // instance's suffix ("__refresh_<suffix>").
-const RefreshCookie = "__refresh"
+const RefreshCookie = clerkwire.RefreshCookie // "__refresh"
 
 // SetRefreshTokens makes the handshake endpoint also set
 // __refresh_<suffix> for a signed-in browser (the Frontend API's refresh

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"html/template"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 )
 
 // Paths of the hosted sign-in pages and the dev token endpoint.
@@ -35,8 +37,8 @@ const DemoUserID = "user_demo"
 // Cookie names the sign-in page sets, as Clerk's Frontend API does on the
 // application's domain.
 const (
-	SessionCookie   = "__session"
-	ClientUATCookie = "__client_uat"
+	SessionCookie   = clerkwire.SessionCookie   // "__session"
+	ClientUATCookie = clerkwire.ClientUATCookie // "__client_uat"
 )
 
 // maxTokenRequestBytes bounds the JSON body of TestingTokensPath.
@@ -243,10 +245,8 @@ func checkRedirectURL(raw string) (string, error) {
 	if host == "" {
 		return "", errors.New("redirect_url has no host")
 	}
-	if !strings.EqualFold(host, "localhost") {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			return "", errors.New("redirect_url must point to a loopback address or localhost")
-		}
+	if !netutil.IsLoopbackHost(host) {
+		return "", errors.New("redirect_url must point to a loopback address or localhost")
 	}
 	return u.String(), nil
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// through (connections.go).
 	Connections Connections `yaml:"connections"`
 
+	// Tracing exports OpenTelemetry traces (tracing.go).
+	Tracing Tracing `yaml:"tracing"`
+
 	// TLS serves the proxy listener over TLS, HTTP/2 negotiated by ALPN
 	// (tls.go). Certificates are re-read when their files change.
 	TLS TLS `yaml:"tls"`

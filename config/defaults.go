@@ -39,6 +39,7 @@ func Defaults() Config {
 		},
 		Log:         Log{Level: "info", Access: &access},
 		Connections: DefaultConnections(), // connections.go
+		Tracing:     DefaultTracing(),     // tracing.go
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/internal/redisurl"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
@@ -98,11 +100,7 @@ func (c *Config) Normalize() {
 
 // NormalizeRole writes a role as Clerk's claims do: "admin" → "org:admin".
 func NormalizeRole(role string) string {
-	role = strings.TrimSpace(role)
-	if role == "" || strings.Contains(role, ":") {
-		return role
-	}
-	return "org:" + role
+	return clerkwire.OrgName(strings.TrimSpace(role))
 }
 
 // HandshakeEnabled reports whether browser navigations on r renew expired
@@ -164,6 +162,7 @@ func (c *Config) Validate() error {
 	c.validateRoutes(&ps)
 	c.validateListener(&ps)
 	c.validateConnections(&ps) // connections.go
+	c.validateTracing(&ps)     // tracing.go
 	if len(ps) == 0 {
 		return nil
 	}
@@ -180,7 +179,7 @@ func (c *Config) validateTop(ps *problems) {
 		host, msg := hostPort(c.AdminListen)
 		if msg != "" {
 			ps.add("admin_listen", "%s", msg)
-		} else if !isLoopback(host) && c.AdminToken == "" {
+		} else if !netutil.IsLoopbackHost(host) && c.AdminToken == "" {
 			ps.add("admin_token", "required when admin_listen (%s) is not a loopback address", c.AdminListen)
 		}
 	}
@@ -265,7 +264,7 @@ func (c *Config) validateClerk(ps *problems) {
 		}
 	} else if k.JWTKey == "" && k.SecretKey == "" && k.Issuer != "" {
 		// Keys from {issuer}/.well-known/jwks.json: cleartext only on loopback.
-		if u, err := url.Parse(k.Issuer); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		if u, err := url.Parse(k.Issuer); err == nil && u.Scheme == "http" && !netutil.IsLoopbackHost(u.Hostname()) {
 			ps.add("clerk.issuer", "keys would be fetched over http:// from a non-loopback host (use https, clerk.jwt_key or clerk.jwks_url)")
 		}
 	}
@@ -572,14 +571,6 @@ func hostPort(addr string) (string, string) {
 	return host, ""
 }
 
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
 type urlOpts struct {
 	path, query bool
 	// secure refuses http:// to a non-loopback host (keys or the secret key
@@ -604,7 +595,7 @@ func checkURL(raw string, o urlOpts) string {
 		return fmt.Sprintf("%q must not have a query", raw)
 	case !o.path && u.Path != "":
 		return fmt.Sprintf("%q must not have a path", raw)
-	case o.secure && u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case o.secure && u.Scheme == "http" && !netutil.IsLoopbackHost(u.Hostname()):
 		return fmt.Sprintf("%q: http:// is allowed only on a loopback host", raw)
 	}
 	return ""

@@ -3,16 +3,11 @@ package deploy_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +23,8 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/internal/redistest"
+	"github.com/sessiongate/sessiongate/internal/testcert"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // runningGate is the sessiongate binary (built as the Dockerfile builds it)
@@ -67,6 +64,8 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// freeAddr picks a loopback address for a child process (sessiongate,
+// Prometheus), which takes addresses, not listeners.
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -77,45 +76,13 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir
-// and returns their paths and a pool trusting it.
+// selfSignedCert writes a server certificate for 127.0.0.1 and its key
+// into dir and returns their paths and a pool trusting it.
 func selfSignedCert(t testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "sessiongate deploy test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(90 * 24 * time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	ca := testcert.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, 2, false)
+	return testcert.WriteFile(t, dir, "cert.pem", certPEM), testcert.WriteFile(t, dir, "key.pem", keyPEM), ca.Pool()
 }
 
 // startGate runs the binary until the test ends (SIGTERM, bounded wait).
@@ -202,24 +169,26 @@ routes:
 			t.Logf("sessiongate's log:\n%s", g.stderr)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ready := testwait.Poll(30*time.Second, func() bool {
 		select {
 		case <-exited:
-			t.Fatalf("sessiongate exited: %v\n%s", waitErr, g.stderr)
+			return true // reported below
 		default:
 		}
 		resp, err := http.Get(g.adminURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sessiongate not ready within 30s\n%s", g.stderr)
-		}
-		time.Sleep(25 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	select {
+	case <-exited:
+		t.Fatalf("sessiongate exited: %v\n%s", waitErr, g.stderr)
+	default:
+	}
+	if !ready {
+		t.Fatalf("sessiongate not ready within 30s\n%s", g.stderr)
 	}
 	return g
 }

@@ -202,23 +202,6 @@ func (u *unverified) machine() bool {
 	return strings.HasPrefix(u.sub, "mch_") || strings.HasPrefix(u.sub, "oat_")
 }
 
-// validCookieName reports an RFC 6265 token.
-func validCookieName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // validDomain accepts a DNS name for a cookie Domain attribute.
 func validDomain(s string) bool {
 	if s == "" || len(s) > 253 || !strings.Contains(s, ".") || strings.HasSuffix(s, ".") {

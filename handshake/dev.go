@@ -25,6 +25,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -141,7 +142,7 @@ func (q *request) failed(err error) *Outcome {
 	}
 	msg += ". If you switched Clerk keys, clear this site's cookies and try again."
 	q.h.log.Warn("Clerk handshake: a development instance's handshake token was rejected; answering 500",
-		zap.String("reason", string(e.Reason)))
+		zap.String("reason", string(e.Reason)), logctx.Field(q.r.Context()))
 	if cookie(q.r, HandshakeCookie) != "" {
 		q.cleanup = append(q.cleanup, q.h.deletion(HandshakeCookie)...)
 	}
@@ -183,10 +184,11 @@ func (h *Handshaker) verifySkewed(ctx context.Context, tok string, p middleware.
 		return nil, err
 	}
 	h.log.Warn("Clerk handshake: clock skew detected; accepting the development instance's session token with a one-day skew (is this machine's clock right?)",
-		zap.String("reason", string(asError(err).Reason)), zap.Duration("off_by", now.Sub(time.Unix(at, 0)).Round(time.Second)))
+		zap.String("reason", string(asError(err).Reason)), zap.Duration("off_by", now.Sub(time.Unix(at, 0)).Round(time.Second)),
+		logctx.Field(ctx))
 	g, gerr := h.gateAt(time.Unix(at, 0))
 	if gerr != nil {
-		h.log.Warn("Clerk handshake: building the clock-skew Gate failed", zap.Error(gerr))
+		h.log.Warn("Clerk handshake: building the clock-skew Gate failed", zap.Error(gerr), logctx.Field(ctx))
 		return nil, err
 	}
 	return g.VerifyWith(ctx, tok, p)

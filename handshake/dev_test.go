@@ -114,7 +114,7 @@ func TestDevelopmentDevBrowserToken(t *testing.T) {
 	wantSignedIn(t, e.run(request("GET", "/", nav, kv{"__clerk_db_jwt", "c"}, kv{"__session", tok}, kv{"__client_uat", "1"})), "user_1")
 }
 
-// Case 33: a payload in the URL is applied with a 307 to the URL without
+// A payload in the URL is applied with a 307 to the URL without
 // the payload's parameters, every other byte of the query kept.
 func TestDevelopmentPayloadInURLRedirectsToCleanedURL(t *testing.T) {
 	e := newDevEnv(t, nil)
@@ -176,7 +176,7 @@ func TestDevelopmentPayloadInURLRedirectsToCleanedURL(t *testing.T) {
 	}
 }
 
-// Case 34: a new session token a few minutes off is still accepted (the
+// A new session token a few minutes off is still accepted (the
 // one-day clock-skew retry, which still verifies everything else); a
 // payload that fails verification is a 500, not a silent fall-through.
 func TestDevelopmentClockSkewAndBadPayload(t *testing.T) {
@@ -285,7 +285,7 @@ func TestProductionIgnoresURLPayloadsAndNeverFails(t *testing.T) {
 	wantSignedOut(t, o, middleware.ReasonSessionTokenMissing, handshake.ReasonSessionTokenAndUATMissing)
 }
 
-// Case 35 now: a development instance's handshake is accepted in
+// A development instance's handshake is accepted in
 // configuration, on by default, and built.
 func TestDevelopmentInstancesAccepted(t *testing.T) {
 	cfg := config.Defaults()

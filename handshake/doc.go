@@ -33,4 +33,6 @@
 // The proxy package turns it into a response. A broken token never causes a
 // redirect, production never answers 500, and the loop guard ends every
 // chain of redirects signed-out.
+//
+// Experimental: may change with Clerk's handshake protocol (APIVersion).
 package handshake

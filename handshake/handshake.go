@@ -15,17 +15,22 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/logctx"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-// Cookie names of Clerk's browser SDK and Frontend API.
+// Cookie names of Clerk's browser SDK and Frontend API: "__session",
+// "__client_uat", "__refresh", "__clerk_db_jwt", "__clerk_handshake",
+// "__clerk_handshake_nonce" and "__clerk_redirect_count".
 const (
-	SessionCookie        = "__session"
-	ClientUATCookie      = "__client_uat"
-	RefreshCookie        = "__refresh"
-	DevBrowserCookie     = "__clerk_db_jwt"
-	HandshakeCookie      = "__clerk_handshake"
-	HandshakeNonceCookie = "__clerk_handshake_nonce"
+	SessionCookie        = clerkwire.SessionCookie
+	ClientUATCookie      = clerkwire.ClientUATCookie
+	RefreshCookie        = clerkwire.RefreshCookie
+	DevBrowserCookie     = clerkwire.DevBrowserCookie
+	HandshakeCookie      = clerkwire.HandshakeCookie
+	HandshakeNonceCookie = clerkwire.HandshakeNonceCookie
 	RedirectCountCookie  = "__clerk_redirect_count"
 )
 
@@ -33,9 +38,10 @@ const (
 // to the handshake base URL.
 const HandshakePath = "/v1/client/handshake"
 
-// APIVersion is the Clerk API version sessiongate implements; it is sent as
+// APIVersion is the Clerk API version sessiongate implements
+// ("2026-05-12", clerkapi.DefaultAPIVersion); it is sent as
 // __clerk_api_version on the redirect.
-const APIVersion = "2026-05-12"
+const APIVersion = clerkwire.APIVersion
 
 // MaxRedirects is the redirect-loop guard: with __clerk_redirect_count at
 // this value the request ends signed-out instead of redirecting again.
@@ -218,7 +224,7 @@ func New(cfg Config) (*Handshaker, error) {
 	if cfg.FrontendAPI == "" || strings.ContainsAny(cfg.FrontendAPI, "/?#@ \t\r\n") {
 		return nil, fmt.Errorf("handshake: Config.FrontendAPI %q is not a host", cfg.FrontendAPI)
 	}
-	if len(cfg.CookieSuffix) != 8 || !validCookieName(cfg.CookieSuffix) {
+	if len(cfg.CookieSuffix) != 8 || !netutil.IsToken(cfg.CookieSuffix) {
 		return nil, fmt.Errorf("handshake: Config.CookieSuffix %q is not 8 cookie-name characters", cfg.CookieSuffix)
 	}
 	h := &Handshaker{
@@ -532,7 +538,7 @@ func (q *request) maybeRedirect(reason string, fallback *middleware.Error, locat
 		if reason == ReasonSatelliteNeedsSyncing {
 			msg = "Clerk handshake: satellite sync redirect loop, ending signed-out (is this domain a satellite of the instance, and clerk.domain or clerk.proxy_url its Frontend API?)"
 		}
-		q.h.log.Warn(msg, zap.String("reason", reason), zap.Int("redirects", count))
+		q.h.log.Warn(msg, zap.String("reason", reason), zap.Int("redirects", count), logctx.Field(q.r.Context()))
 		return q.signedOut("", "", reason, fallback)
 	}
 	if location == "" {
@@ -591,7 +597,7 @@ func (h *Handshaker) location(publicURL, reason string, suffixed bool, session, 
 	q.Set("__clerk_hs_reason", reason)
 	q.Set("format", "nonce")
 	if session != "" {
-		q.Set("__session", session)
+		q.Set(SessionCookie, session)
 	}
 	if !h.production && devBrowser != "" {
 		q.Set(DevBrowserCookie, devBrowser)

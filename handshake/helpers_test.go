@@ -17,6 +17,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/handshake"
+	"github.com/sessiongate/sessiongate/internal/testclock"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 )
@@ -50,22 +51,7 @@ func keys(tb testing.TB) (*clerktest.SigningKey, *clerktest.SigningKey) {
 }
 
 // clock is a settable clock shared by the fake, the Gate and the test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = testclock.Clock
 
 // exchanger records nonce exchanges.
 type exchanger struct {
@@ -103,7 +89,7 @@ type env struct {
 func newEnv(t *testing.T, mutate func(*handshake.Config)) *env {
 	t.Helper()
 	k, _ := keys(t)
-	clk := &clock{t: time.Unix(epoch, 0)}
+	clk := testclock.New(time.Unix(epoch, 0))
 	inst := clerktest.Start(t, clerktest.Options{SigningKey: k, Now: clk.Now, AuthorizedParty: appURL})
 	gate, err := middleware.New(middleware.Config{Issuer: issuer, Keys: jwks.NewMemory(inst.PublicKeys()...), Now: clk.Now})
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/sessiongate/sessiongate/internal/logctx"
 )
 
 // Limits on nonce exchanges. Each exchange is a Backend API call made with
@@ -126,14 +128,14 @@ func (n *nonces) exchange(ctx context.Context, r *http.Request, nonce string) ([
 		}
 		v, changed := n.limit.take(client, n.now())
 		if changed && v != refusedProcess {
-			n.log.Info("Clerk handshake: nonce exchanges back under their rate limit")
+			n.log.Info("Clerk handshake: nonce exchanges back under their rate limit", logctx.Field(ctx))
 		}
 		switch v {
 		case refusedProcess:
 			n.rateLimited.Add(1)
 			if changed {
 				n.log.Warn("Clerk handshake: nonce exchanges over their rate limit; navigations with a nonce are answered 503 and keep it until it refills",
-					zap.Float64("per_second", n.limit.rate), zap.Float64("burst", n.limit.burst))
+					zap.Float64("per_second", n.limit.rate), zap.Float64("burst", n.limit.burst), logctx.Field(ctx))
 			}
 			return nil, errNonceRateLimited
 		case refusedClient:
@@ -141,7 +143,9 @@ func (n *nonces) exchange(ctx context.Context, r *http.Request, nonce string) ([
 			n.rateLimitedClient.Add(1)
 			return nil, errNonceClientRateLimited
 		}
-		cctx, cancel := context.WithTimeout(context.Background(), n.timeout)
+		// Detached from the starting request's cancellation, not from its
+		// values: its trace span and request id (internal/flight says why).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.timeout)
 		defer cancel()
 		n.exchanges.Add(1)
 		d, err := n.x.GetHandshakePayload(cctx, nonce)

@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -136,10 +137,10 @@ func (q *request) refresh() (*Outcome, string) {
 	if err != nil {
 		h.nonces.refreshFailures.Add(1)
 		why := refreshErrorOf(err)
-		h.log.Debug("Clerk handshake: the refresh failed; falling back to the handshake", zap.String("refresh_error", why))
+		h.log.Debug("Clerk handshake: the refresh failed; falling back to the handshake", zap.String("refresh_error", why), logctx.Field(ctx))
 		return nil, why
 	}
-	directives := h.filter(cookies)
+	directives := h.filter(ctx, cookies)
 	tok := lastSessionToken(directives)
 	if tok == "" {
 		return nil, refreshInvalidSessionToken

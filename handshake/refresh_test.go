@@ -1,6 +1,6 @@
 package handshake_test
 
-// Case 37: the __refresh flow. An expired session token with the Frontend
+// The __refresh flow. An expired session token with the Frontend
 // API's refresh token on a GET is renewed through the Backend API without a
 // redirect; a refusal falls back to the handshake with Clerk's reason; only
 // the instance's own token, within the Backend API budget, buys a call.

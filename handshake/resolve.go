@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -66,14 +68,14 @@ func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 		}
 		if err != nil {
 			h.log.Warn("Clerk handshake: the handshake token was rejected; going on with the request's cookies",
-				zap.String("reason", reasonOf(err)), zap.Error(errors.Unwrap(err)))
+				zap.String("reason", reasonOf(err)), zap.Error(errors.Unwrap(err)), logctx.Field(ctx))
 			// Delete it, or every request would try it again until it expires.
 			q.cleanup = append(q.cleanup, h.deletion(HandshakeCookie)...)
 			return nil
 		}
 		directives = d
 	}
-	directives = h.filter(directives)
+	directives = h.filter(ctx, directives)
 	tok := lastSessionToken(directives)
 	if tok == "" {
 		return q.resolved(&Outcome{
@@ -99,7 +101,7 @@ func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 		return q.resolved(&Outcome{Status: SignedOut, Err: e, SetCookie: directives})
 	}
 	h.log.Warn("Clerk handshake: the new session token failed verification; discarding the payload",
-		zap.String("reason", string(e.Reason)))
+		zap.String("reason", string(e.Reason)), logctx.Field(ctx))
 	return nil
 }
 
@@ -108,7 +110,8 @@ func (q *request) resolve(hsToken, hsNonce string) *Outcome {
 // the others.
 func (h *Handshaker) exchange(ctx context.Context, r *http.Request, nonce string) ([]string, error) {
 	if h.nonces.x == nil {
-		h.log.Warn("Clerk handshake: a nonce arrived but no Backend API client is configured (clerk.secret_key); ending signed-out")
+		h.log.Warn("Clerk handshake: a nonce arrived but no Backend API client is configured (clerk.secret_key); ending signed-out",
+			logctx.Field(ctx))
 		return nil, nil
 	}
 	d, err := h.nonces.exchange(ctx, r, nonce)
@@ -118,7 +121,7 @@ func (h *Handshaker) exchange(ctx context.Context, r *http.Request, nonce string
 			msg = "Clerk handshake: the nonce was not exchanged (rate limit); answering 503 and keeping it"
 		}
 		if ce := h.log.Check(nonceLogLevel(err), msg); ce != nil {
-			ce.Write(zap.Error(err))
+			ce.Write(zap.Error(err), logctx.Field(ctx))
 		}
 		return nil, err
 	}
@@ -165,20 +168,23 @@ func reasonOf(err error) string {
 }
 
 // filter keeps the directives whose cookie name is allow-listed and that
-// hold no control character (CR and LF above all), in order.
-func (h *Handshaker) filter(ds []string) []string {
+// hold no control character (CR and LF above all), in order. ctx is the
+// request's, for its log lines.
+func (h *Handshaker) filter(ctx context.Context, ds []string) []string {
 	out := make([]string, 0, len(ds))
 	for i, d := range ds {
 		if i >= maxDirectives {
-			h.log.Warn("Clerk handshake: too many directives; the rest are dropped", zap.Int("count", len(ds)))
+			h.log.Warn("Clerk handshake: too many directives; the rest are dropped", zap.Int("count", len(ds)), logctx.Field(ctx))
 			break
 		}
 		name := directiveName(d)
 		switch {
 		case len(d) > maxDirectiveBytes, hasControl(d):
-			h.log.Warn("Clerk handshake: a directive with control characters or too long was dropped", zap.String("cookie", safeName(name)))
+			h.log.Warn("Clerk handshake: a directive with control characters or too long was dropped", zap.String("cookie", safeName(name)),
+				logctx.Field(ctx))
 		case !allowedName(name):
-			h.log.Warn("Clerk handshake: a directive for a cookie outside the allow-list was dropped", zap.String("cookie", safeName(name)))
+			h.log.Warn("Clerk handshake: a directive for a cookie outside the allow-list was dropped", zap.String("cookie", safeName(name)),
+				logctx.Field(ctx))
 		default:
 			out = append(out, d)
 		}
@@ -193,7 +199,7 @@ func directiveName(d string) string {
 }
 
 func allowedName(name string) bool {
-	if !validCookieName(name) {
+	if !netutil.IsToken(name) {
 		return false
 	}
 	for _, p := range allowedPrefixes {
@@ -218,7 +224,7 @@ func safeName(s string) string {
 	if len(s) > 64 {
 		s = s[:64]
 	}
-	if !validCookieName(s) {
+	if !netutil.IsToken(s) {
 		return "(invalid)"
 	}
 	return s

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -127,7 +128,8 @@ func (q *request) multiDomain() *Outcome {
 	}
 	page := q.public()
 	if originOf(m.signIn.String()) == originOf(page) {
-		q.h.log.Error("Clerk handshake: clerk.sign_in_url is on the satellite's own origin; a development satellite syncs through the primary domain's sign-in page")
+		q.h.log.Error("Clerk handshake: clerk.sign_in_url is on the satellite's own origin; a development satellite syncs through the primary domain's sign-in page",
+			logctx.Field(q.r.Context()))
 		return q.signedOut("", "", ReasonSatelliteNeedsSyncing, fallback)
 	}
 	target := *m.signIn
@@ -155,7 +157,8 @@ func (q *request) answerSync() *Outcome {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		!q.h.multi.syncOrigins[normOrigin(u)] {
-		q.h.log.Debug("Clerk handshake: ignoring a satellite sync request for an origin outside clerk.authorized_parties")
+		q.h.log.Debug("Clerk handshake: ignoring a satellite sync request for an origin outside clerk.authorized_parties",
+			logctx.Field(q.r.Context()))
 		return nil
 	}
 	v := u.Query()

@@ -188,7 +188,7 @@ func wantRedirectTo(t *testing.T, o *handshake.Outcome, reason, location string)
 	}
 }
 
-// Case 36: a signed-in document GET of a primary domain from another
+// A signed-in document GET of a primary domain from another
 // origin takes one handshake, unless the referrer is Clerk's own (the
 // Frontend API, the Account Portal derived from it, development portals on
 // development instances only: #9145).

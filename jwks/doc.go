@@ -26,4 +26,6 @@
 // The JWK parsing is delegated to github.com/lestrrat-go/jwx/v2, which is
 // imported only by jwx.go, in this package and in the whole module: a move to
 // jwx v3 changes that one file. Nothing else may import jwx.
+//
+// Stable: follows semantic versioning from v1.
 package jwks

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testclock"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // keySource is the middleware's KeySource, restated here so that every
@@ -106,27 +109,9 @@ func jwksJSON(tb testing.TB, keys ...map[string]any) []byte {
 	return b
 }
 
-// fakeClock is an injectable Now.
-type fakeClock struct {
-	mu sync.Mutex // guards following
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *fakeClock { return testclock.New(time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)) }
 
 // jwksServer serves a mutable JWKS and records what it was asked.
 type jwksServer struct {
@@ -237,24 +222,8 @@ func waitReady(tb testing.TB, r *Remote) {
 	}
 }
 
-// eventually polls cond, for background work that has no event to wait on.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // await fails the test instead of hanging when ch never delivers.
 func await(tb testing.TB, ch <-chan struct{}, what string) {
 	tb.Helper()
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		tb.Fatalf("timed out waiting for %s", what)
-	}
+	testwait.Receive(tb, ch, what)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/internal/netutil"
+	"github.com/sessiongate/sessiongate/internal/tracing"
 )
 
 // Defaults applied to zero RemoteConfig fields.
@@ -79,6 +82,13 @@ type RemoteConfig struct {
 
 	// UserAgent is sent as User-Agent. Empty means "sessiongate".
 	UserAgent string
+
+	// TracerProvider, when set, records a client span per fetch, named
+	// "GET jwks" (its trace is the one of the request that caused a
+	// refetch for an unknown kid, linked, as the fetch is shared; a
+	// start-up or background fetch starts its own). The URL's query and
+	// the secret key are never recorded. Nil: no spans, no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Stats are a key source's counters, for metrics.
@@ -114,6 +124,8 @@ type Remote struct {
 	now        func() time.Time
 	log        *zap.Logger
 	userAgent  string
+	tracer     trace.Tracer    // nil: tracing off
+	parsedURL  *url.URL        // for the client span's server.address
 	ctx        context.Context // lives until Close; fetches run on it
 	cancel     context.CancelFunc
 	kick       chan struct{} // asks the loop for a fetch; buffered 1
@@ -141,6 +153,10 @@ type keySet struct {
 type fetchCall struct {
 	done chan struct{}
 	err  error
+	// link is the span of the request whose unknown kid asked for the
+	// fetch (tracing on only); written under mu as the fetch is
+	// registered, read by the loop after it took the fetch under mu.
+	link trace.Link
 }
 
 var errClosed = errors.New("jwks: remote key source closed")
@@ -184,6 +200,8 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		now:       cfg.Now,
 		log:       cfg.Logger,
 		userAgent: cfg.UserAgent,
+		tracer:    tracing.Tracer(cfg.TracerProvider, "jwks"),
+		parsedURL: u,
 		kick:      make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
@@ -246,21 +264,13 @@ func checkURLTarget(u *url.URL) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if netutil.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("http is allowed only for a loopback host, not %q; use https", u.Hostname())
 	default:
 		return fmt.Errorf("scheme %q is not https", u.Scheme)
 	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkRedirect is the default client's redirect policy: a redirect must
@@ -311,7 +321,9 @@ func (r *Remote) Key(ctx context.Context, kid string) (*Key, error) {
 	}
 	c := r.inflight
 	if c == nil && set != nil {
-		c = r.startFetchLocked()
+		if c = r.startFetchLocked(); c != nil && r.tracer != nil {
+			c.link, _ = tracing.LinkFrom(ctx)
+		}
 	}
 	r.mu.Unlock()
 	if c == nil {
@@ -502,7 +514,7 @@ func backoff(n int, refresh time.Duration) time.Duration {
 // and completes c.
 func (r *Remote) fetch(c *fetchCall) error {
 	r.fetches.Add(1)
-	keys, skipped, err := r.download()
+	keys, skipped, err := r.download(c)
 	switch {
 	case err != nil && r.ctx.Err() != nil:
 		err = errClosed // closing, not failing
@@ -571,9 +583,19 @@ func (r *Remote) fetch(c *fetchCall) error {
 
 // download GETs and parses the key set. Errors name the URL without
 // credentials or query, and never quote the response body.
-func (r *Remote) download() ([]*Key, []error, error) {
+func (r *Remote) download(c *fetchCall) (keys []*Key, skipped []error, err error) {
 	ctx, cancel := context.WithTimeout(r.ctx, fetchTimeout)
 	defer cancel()
+	status := 0 // the response's, for the client span
+	if r.tracer != nil {
+		var links []trace.Link
+		if c.link.SpanContext.IsValid() {
+			links = append(links, c.link)
+		}
+		var span trace.Span
+		ctx, span = tracing.StartClient(ctx, r.tracer, "GET jwks", http.MethodGet, r.parsedURL, links...)
+		defer func() { tracing.EndClient(span, status, err) }()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("jwks: GET %s: %w", r.logURL, err)
@@ -593,6 +615,7 @@ func (r *Remote) download() ([]*Key, []error, error) {
 		return nil, nil, fmt.Errorf("jwks: GET %s: %w", r.logURL, err)
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		// Drain a little so the connection can be reused; the body itself
 		// is not reported (it may echo request data).
@@ -610,7 +633,7 @@ func (r *Remote) download() ([]*Key, []error, error) {
 	if len(body) > maxKeySetBytes {
 		return nil, nil, fmt.Errorf("jwks: GET %s: key set larger than %d bytes", r.logURL, maxKeySetBytes)
 	}
-	keys, skipped, err := parseKeySet(body)
+	keys, skipped, err = parseKeySet(body)
 	if err != nil {
 		return nil, skipped, fmt.Errorf("jwks: GET %s: %w", r.logURL, err)
 	}

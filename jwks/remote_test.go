@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 func TestRemoteInitialLoad(t *testing.T) {
@@ -318,7 +320,7 @@ func TestRemoteRetriesAfterFailedStart(t *testing.T) {
 	srv := newJWKSServer(t, nil)
 	srv.set(http.StatusServiceUnavailable, nil)
 	r, _ := newTestRemote(t, srv, nil)
-	eventually(t, "a failed first fetch", func() bool { return r.Stats().Failures >= 1 })
+	testwait.Eventually(t, "a failed first fetch", func() bool { return r.Stats().Failures >= 1 })
 	if _, err := r.Key(context.Background(), "ins_a"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Key before any load: err = %v, want ErrUnavailable", err)
 	}
@@ -402,7 +404,7 @@ func TestRemoteBackgroundRefresh(t *testing.T) {
 	waitReady(t, r)
 	keyA, _ := r.Key(context.Background(), "ins_a")
 	srv.set(http.StatusOK, jwksJSON(t, b))
-	eventually(t, "the background refresh to retire ins_a", keyA.Retired)
+	testwait.Eventually(t, "the background refresh to retire ins_a", keyA.Retired)
 	if r.Stats().Fetches < 2 {
 		t.Errorf("Fetches = %d", r.Stats().Fetches)
 	}
@@ -424,7 +426,7 @@ func TestRemoteSecretNeverLeaks(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	eventually(t, "a logged failure", func() bool { return logs.Len() > 0 })
+	testwait.Eventually(t, "a logged failure", func() bool { return logs.Len() > 0 })
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +458,7 @@ func TestRemoteRedirectDowngradeRefused(t *testing.T) {
 	redir := newJWKSServer(t, nil)
 	redir.Config.Handler = http.RedirectHandler("http://jwks.example.invalid/jwks", http.StatusFound)
 	r, _ := newTestRemote(t, redir, nil)
-	eventually(t, "a failed fetch", func() bool { return r.Stats().Failures >= 1 })
+	testwait.Eventually(t, "a failed fetch", func() bool { return r.Stats().Failures >= 1 })
 	if got := r.Stats().LastError; !strings.Contains(got, "redirect refused") {
 		t.Errorf("LastError = %q, want a refused redirect", got)
 	}

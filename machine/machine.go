@@ -17,8 +17,7 @@
 //     made-up credentials from one address therefore costs Clerk at most
 //     that budget, and never delays credentials already cached.
 //
-// Stability: the API of this package follows the module's version; new
-// Config fields may be added.
+// Stable: follows semantic versioning from v1; new Config fields may be added.
 package machine
 
 import (

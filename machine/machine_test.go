@@ -11,19 +11,14 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testclock"
 	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-type clock struct{ ns atomic.Int64 }
+type clock = testclock.Clock
 
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return testclock.New(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)) }
 
 type env struct {
 	inst *clerktest.Instance

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // Claims are the verified claims of a Clerk session token, v1 and v2 alike.
@@ -71,7 +73,7 @@ type Actor struct {
 // HasRole reports whether the active organization role is role. "admin" and
 // "org:admin" name the same role.
 func (c *Claims) HasRole(role string) bool {
-	return c.OrgRole != "" && c.OrgRole == normalizeRole(role)
+	return c.OrgRole != "" && c.OrgRole == clerkwire.OrgName(role)
 }
 
 // HasPermission reports whether the active organization grants perm.
@@ -82,13 +84,6 @@ func (c *Claims) HasPermission(perm string) bool {
 		}
 	}
 	return false
-}
-
-func normalizeRole(role string) string {
-	if role == "" || strings.HasPrefix(role, "org:") {
-		return role
-	}
-	return "org:" + role
 }
 
 // rawClaims is the decoded claim set before the checks that depend on time
@@ -352,7 +347,7 @@ func (c *rawClaims) finish() {
 		c.OrgID, c.OrgSlug = c.org.id, c.org.slug
 		if c.org.id != "" {
 			// OrgPermissions: expandPermissions, after verification.
-			c.OrgRole = normalizeRole(c.org.role)
+			c.OrgRole = clerkwire.OrgName(c.org.role)
 		} else {
 			c.OrgID, c.OrgSlug = "", ""
 		}
@@ -360,7 +355,7 @@ func (c *rawClaims) finish() {
 		// v1 (and tokens without v): flat org claims; v2's "o" is ignored.
 		c.Version = 1
 		if c.OrgID != "" {
-			c.OrgRole = normalizeRole(c.v1OrgRole)
+			c.OrgRole = clerkwire.OrgName(c.v1OrgRole)
 			c.OrgPermissions = c.v1OrgPerms
 		} else {
 			c.OrgSlug = ""

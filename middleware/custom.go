@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // Custom claims: the members of a session token that are not Clerk's
@@ -182,7 +184,7 @@ func (c *Claims) standardClaim(name string) []byte {
 			ID   string `json:"id"`
 			Slug string `json:"slg,omitempty"`
 			Role string `json:"rol,omitempty"`
-		}{c.OrgID, c.OrgSlug, strings.TrimPrefix(c.OrgRole, "org:")})
+		}{c.OrgID, c.OrgSlug, clerkwire.ShortOrgName(c.OrgRole)})
 		return b
 	case "act":
 		if c.Actor == nil {

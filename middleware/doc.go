@@ -24,4 +24,6 @@
 // the status, JSON body and headers listed in docs/reason-codes.md. Require
 // rejects, Optional only attaches claims. A Gate holds no package-level state: build one per
 // Clerk instance with New.
+//
+// Stable: follows semantic versioning from v1.
 package middleware

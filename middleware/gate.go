@@ -13,8 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/jwks"
 )
 
@@ -85,6 +89,18 @@ type Config struct {
 	// ClientKey identifies a request's client for per-client limits (the
 	// MachineVerifier's rate limit). Nil: the peer address.
 	ClientKey func(*http.Request) string
+	// TracerProvider, when set, makes Require, Optional and their With
+	// forms record a span around the request they wrap (tracing.go): a
+	// child of the span already in the request's context (an otelhttp
+	// server span, say), else a server span continuing the caller's trace
+	// from the request headers (Propagator). Its attributes are the
+	// credential kind, the reason code and the user id; never a token or a
+	// cookie. Nil: tracing off, at no cost.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the caller's trace context when the request's
+	// context has no span. Nil: W3C Trace Context. Unused without
+	// TracerProvider.
+	Propagator propagation.TextMapPropagator
 }
 
 // Gate verifies Clerk session tokens. It is safe for concurrent use.
@@ -106,6 +122,9 @@ type Gate struct {
 
 	machines    MachineVerifier
 	clientKeyFn func(*http.Request) string
+
+	tracer trace.Tracer // nil: tracing off (tracing.go)
+	prop   propagation.TextMapPropagator
 }
 
 // Stats are the Gate's counters, for metrics.
@@ -139,6 +158,7 @@ func New(cfg Config) (*Gate, error) {
 		machines:     cfg.Machines,
 		clientKeyFn:  cfg.ClientKey,
 	}
+	g.setupTracing(cfg.TracerProvider, cfg.Propagator)
 	if err := validateIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
@@ -301,10 +321,10 @@ func (g *Gate) verifyToken(ctx context.Context, token string) (*Claims, *Error) 
 	}
 	p, e := parseToken(token)
 	if e != nil {
-		return nil, g.rejected(e, "", nil)
+		return nil, g.rejected(ctx, e, "", nil)
 	}
 	if p.kind != kindSession {
-		return nil, g.rejected(p.notSession(), p.header.kid, nil)
+		return nil, g.rejected(ctx, p.notSession(), p.header.kid, nil)
 	}
 	return g.finishSession(ctx, p, ck, now)
 }
@@ -336,14 +356,14 @@ func (g *Gate) cachedSession(token string, now time.Time) (c *Claims, ck cacheKe
 // and caches it under ck.
 func (g *Gate) finishSession(ctx context.Context, p *parsedToken, ck cacheKey, now time.Time) (*Claims, *Error) {
 	h := &p.header
-	if e := g.checkHeader(h, "session token"); e != nil {
+	if e := g.checkHeader(ctx, h, "session token"); e != nil {
 		return nil, e
 	}
 	// Every claim check runs before the key lookup, which is the only step
 	// that can cause a network fetch (an unknown kid): a token with bad claims
 	// never costs a JWKS request.
 	if e := g.checkClaims(p.claims, now); e != nil {
-		return nil, g.rejected(e, h.kid, &p.claims.Claims)
+		return nil, g.rejected(ctx, e, h.kid, &p.claims.Claims)
 	}
 	key, e := g.checkSignature(ctx, p, "session token", &p.claims.Claims)
 	if e != nil {
@@ -352,7 +372,7 @@ func (g *Gate) finishSession(ctx context.Context, p *parsedToken, ck cacheKey, n
 	// Only now, with the payload known to be Clerk's: what a forged token
 	// could make expensive is expanded after the signature check.
 	if err := p.claims.expandPermissions(); err != nil {
-		return nil, g.rejected(rejectErr(ReasonTokenInvalid, "the session token grants more organization permissions than sessiongate accepts", err), h.kid, &p.claims.Claims)
+		return nil, g.rejected(ctx, rejectErr(ReasonTokenInvalid, "the session token grants more organization permissions than sessiongate accepts", err), h.kid, &p.claims.Claims)
 	}
 
 	c := new(Claims)
@@ -365,12 +385,12 @@ func (g *Gate) finishSession(ctx context.Context, p *parsedToken, ck cacheKey, n
 
 // checkHeader is the header step every JWT the Gate verifies shares: the
 // algorithm allowlist and a kid. what names the token in messages.
-func (g *Gate) checkHeader(h *header, what string) *Error {
+func (g *Gate) checkHeader(ctx context.Context, h *header, what string) *Error {
 	if !g.algAllowed(h.alg) {
-		return g.rejected(reject(ReasonTokenInvalidAlgorithm, "the "+what+" algorithm "+sanitize(h.alg)+" is not allowed"), h.kid, nil)
+		return g.rejected(ctx, reject(ReasonTokenInvalidAlgorithm, "the "+what+" algorithm "+sanitize(h.alg)+" is not allowed"), h.kid, nil)
 	}
 	if !h.hasKid || h.kid == "" {
-		return g.rejected(reject(ReasonTokenInvalid, "the "+what+" has no kid header"), "", nil)
+		return g.rejected(ctx, reject(ReasonTokenInvalid, "the "+what+" has no kid header"), "", nil)
 	}
 	return nil
 }
@@ -389,13 +409,13 @@ func (g *Gate) checkSignature(ctx context.Context, p *parsedToken, what string, 
 		default:
 			e = rejectErr(ReasonKeysUnavailable, "no signing keys are available to verify the "+what, err)
 		}
-		return nil, g.rejected(e, h.kid, c)
+		return nil, g.rejected(ctx, e, h.kid, c)
 	}
 	if key.Algorithm != h.alg {
-		return nil, g.rejected(reject(ReasonTokenInvalidAlgorithm, "the "+what+" algorithm does not match its key"), h.kid, c)
+		return nil, g.rejected(ctx, reject(ReasonTokenInvalidAlgorithm, "the "+what+" algorithm does not match its key"), h.kid, c)
 	}
 	if err := verifySignature(key, p.signingInput, p.signature); err != nil {
-		return nil, g.rejected(rejectErr(ReasonTokenInvalidSignature, "the "+what+" signature is invalid", err), h.kid, c)
+		return nil, g.rejected(ctx, rejectErr(ReasonTokenInvalidSignature, "the "+what+" signature is invalid", err), h.kid, c)
 	}
 	return key, nil
 }
@@ -427,7 +447,7 @@ func (g *Gate) checkClaims(c *rawClaims, now time.Time) *Error {
 	if !strings.HasPrefix(c.Subject, "user_") || len(c.Subject) == len("user_") {
 		return reject(ReasonTokenTypeMismatch, "the token subject is not a user")
 	}
-	if !strings.HasPrefix(c.SessionID, "sess_") || len(c.SessionID) == len("sess_") {
+	if !clerkwire.ValidSessionID(c.SessionID) {
 		return reject(ReasonTokenTypeMismatch, "the token has no session id: it is not a session token")
 	}
 	if g.parties != nil {
@@ -494,8 +514,9 @@ func verifySignature(key *jwks.Key, signingInput, sig []byte) error {
 }
 
 // rejected logs a rejection at debug level. Never the token: only the
-// reason, a bounded kid and, when the claims were decoded, sub and sid.
-func (g *Gate) rejected(e *Error, kid string, c *Claims) *Error {
+// reason, a bounded kid and, when the claims were decoded, sub and sid;
+// and the request id of ctx (internal/logctx).
+func (g *Gate) rejected(ctx context.Context, e *Error, kid string, c *Claims) *Error {
 	if ce := g.log.Check(zap.DebugLevel, "session token rejected"); ce != nil {
 		fields := []zap.Field{zap.String("reason", string(e.Reason))}
 		if kid != "" {
@@ -504,7 +525,7 @@ func (g *Gate) rejected(e *Error, kid string, c *Claims) *Error {
 		if c != nil && c.Subject != "" {
 			fields = append(fields, zap.String("sub", sanitize(c.Subject)), zap.String("sid", sanitize(c.SessionID)))
 		}
-		ce.Write(fields...)
+		ce.Write(append(fields, logctx.Field(ctx))...)
 	}
 	return e
 }

@@ -19,20 +19,15 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testclock"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
 // clock is a settable clock shared by the fake instance and the Gate.
-type clock struct{ ns atomic.Int64 }
+type clock = testclock.Clock
 
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return testclock.New(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)) }
 
 // keys shared by every instance of this package's tests: RSA key generation
 // is slow.

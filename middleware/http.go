@@ -2,16 +2,19 @@ package middleware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/jsonresp"
 )
 
-// SessionCookie is the cookie Clerk's browser SDK keeps the session token in.
-const SessionCookie = "__session"
+// SessionCookie is the cookie Clerk's browser SDK keeps the session token
+// in: "__session".
+const SessionCookie = clerkwire.SessionCookie
 
 // Source says where a request's token came from.
 type Source int
@@ -117,6 +120,9 @@ func mustValid(p Policy) {
 }
 
 func (g *Gate) require(p Policy, next http.Handler) http.Handler {
+	if g.tracer != nil {
+		return g.traced(p, next, true) // tracing.go
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := g.AuthenticateAny(r, p)
 		if err != nil {
@@ -134,6 +140,9 @@ func (g *Gate) Optional(next http.Handler) http.Handler {
 }
 
 func (g *Gate) optional(p Policy, next http.Handler) http.Handler {
+	if g.tracer != nil {
+		return g.traced(p, next, false) // tracing.go
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := g.AuthenticateAny(r, p)
 		if err != nil {
@@ -142,16 +151,6 @@ func (g *Gate) optional(p Policy, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ContextWithAuth(r.Context(), a)))
 	})
-}
-
-// errorBody is the JSON body of every rejection.
-type errorBody struct {
-	Error   string `json:"error"`
-	Reason  Reason `json:"reason"`
-	Message string `json:"message"`
-	// ClerkError is set on reverification-required: the member Clerk's
-	// backend SDKs send, which Clerk's frontend useReverification reads.
-	ClerkError *clerkError `json:"clerk_error,omitempty"`
 }
 
 // RetryAfterSeconds is sent with every 503.
@@ -168,10 +167,6 @@ func (g *Gate) WriteError(w http.ResponseWriter, err error) {
 func WriteError(w http.ResponseWriter, err error, realm string) {
 	status, reason, msg := Outcome(err)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Clerk-Auth-Reason", string(reason))
 	switch status {
 	case http.StatusUnauthorized:
 		h.Set("X-Clerk-Auth-Status", "signed-out")
@@ -187,14 +182,14 @@ func WriteError(w http.ResponseWriter, err error, realm string) {
 		}
 		h.Set("Retry-After", ra)
 	}
-	eb := errorBody{Error: reason.ErrorCode(), Reason: reason, Message: msg}
+	eb := jsonresp.ErrorBody{Error: reason.ErrorCode(), Reason: string(reason), Message: msg}
 	var e *Error
 	if errors.As(err, &e) && e.Reverification != nil {
+		// Clerk's clerk_error member, which Clerk's frontend
+		// useReverification reads.
 		eb.ClerkError = e.Reverification.clerkError()
 	}
-	body, _ := json.Marshal(eb)
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	jsonresp.WriteError(w, status, eb)
 }
 
 // IsBrowserNavigation reports whether r is a browser's top-level or iframe

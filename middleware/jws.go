@@ -24,22 +24,22 @@ import (
 func (g *Gate) VerifyJWS(ctx context.Context, token string) ([]byte, error) {
 	p, e := parseToken(token)
 	if e != nil {
-		return nil, g.rejected(e, "", nil)
+		return nil, g.rejected(ctx, e, "", nil)
 	}
 	h := &p.header
 	if p.kind != kindSession {
-		return nil, g.rejected(reject(ReasonTokenTypeMismatch, "the token's typ or category is not the instance's session class"), h.kid, nil)
+		return nil, g.rejected(ctx, reject(ReasonTokenTypeMismatch, "the token's typ or category is not the instance's session class"), h.kid, nil)
 	}
-	if e := g.checkHeader(h, "token"); e != nil {
+	if e := g.checkHeader(ctx, h, "token"); e != nil {
 		return nil, e
 	}
 	now := g.now()
 	c := p.claims
 	if c.hasExp && !now.Before(c.Expiry.Add(g.skew)) {
-		return nil, g.rejected(reject(ReasonTokenExpired, "the token has expired"), h.kid, nil)
+		return nil, g.rejected(ctx, reject(ReasonTokenExpired, "the token has expired"), h.kid, nil)
 	}
 	if c.hasNbf && now.Before(c.NotBefore.Add(-g.skew)) {
-		return nil, g.rejected(reject(ReasonTokenNotActiveYet, "the token is not valid yet"), h.kid, nil)
+		return nil, g.rejected(ctx, reject(ReasonTokenNotActiveYet, "the token is not valid yet"), h.kid, nil)
 	}
 	if _, e := g.checkSignature(ctx, p, "token", nil); e != nil {
 		return nil, e
@@ -50,7 +50,7 @@ func (g *Gate) VerifyJWS(ctx context.Context, token string) ([]byte, error) {
 	second := first + 1 + strings.IndexByte(token[first+1:], '.')
 	payload, err := b64.DecodeString(token[first+1 : second])
 	if err != nil {
-		return nil, g.rejected(rejectErr(ReasonTokenInvalid, "the token payload is not base64url", err), h.kid, nil)
+		return nil, g.rejected(ctx, rejectErr(ReasonTokenInvalid, "the token payload is not base64url", err), h.kid, nil)
 	}
 	return payload, nil
 }

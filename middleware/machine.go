@@ -231,7 +231,7 @@ func (g *Gate) verifyCredential(ctx context.Context, tok string, bearer bool, cl
 		}
 		pt, e := parseToken(tok)
 		if e != nil {
-			return nil, g.rejected(e, "", nil)
+			return nil, g.rejected(ctx, e, "", nil)
 		}
 		if pt.kind == kindSession {
 			c, e := g.finishSession(ctx, pt, ck, now)
@@ -247,7 +247,7 @@ func (g *Gate) verifyCredential(ctx context.Context, tok string, bearer bool, cl
 	}
 	pt, e := parseToken(tok)
 	if e != nil {
-		return nil, g.rejected(e, "", nil)
+		return nil, g.rejected(ctx, e, "", nil)
 	}
 	if pt.kind == kindSession {
 		return nil, reject(ReasonTokenTypeNotAccepted, "this route does not accept session tokens")
@@ -266,19 +266,19 @@ func (g *Gate) machineJWT(ctx context.Context, pt *parsedToken, p Policy, now ti
 	case kindOAuthJWT:
 		kind = OAuthToken
 	default:
-		return nil, g.rejected(pt.notSession(), pt.header.kid, nil)
+		return nil, g.rejected(ctx, pt.notSession(), pt.header.kid, nil)
 	}
 	if !p.AcceptsType(kind) {
 		return nil, reject(ReasonTokenTypeNotAccepted, "this route does not accept "+string(kind)+" credentials")
 	}
 	h := &pt.header
 	what := map[TokenType]string{M2MToken: "M2M token", OAuthToken: "OAuth access token"}[kind]
-	if e := g.checkHeader(h, what); e != nil {
+	if e := g.checkHeader(ctx, h, what); e != nil {
 		return nil, e
 	}
 	c := pt.claims
 	if e := g.checkMachineClaims(kind, pt, now); e != nil {
-		return nil, g.rejected(e, h.kid, nil)
+		return nil, g.rejected(ctx, e, h.kid, nil)
 	}
 	if _, e := g.checkSignature(ctx, pt, what, nil); e != nil {
 		return nil, e
@@ -379,6 +379,22 @@ func (g *Gate) clientKey(r *http.Request) string {
 		host = host[:i]
 	}
 	return host
+}
+
+// ClaimedTokenType is the kind of r's credential as far as its form tells
+// without verifying anything: an opaque machine credential's (ak_, mt_,
+// oat_) sent as Authorization: Bearer, by its prefix; "" for anything else
+// (a JWT's kind is in a payload nobody has vouched for yet). Spans and logs
+// of a rejected request use it; a verified one's kind is Auth.Type.
+func ClaimedTokenType(r *http.Request) TokenType {
+	if len(r.Header["Authorization"]) == 0 {
+		return ""
+	}
+	tok, src, _ := ExtractToken(r)
+	if src != SourceHeader {
+		return ""
+	}
+	return OpaqueTokenType(tok)
 }
 
 // IsMachineCredential reports whether token is a machine credential: an

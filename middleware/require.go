@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // Requirements are what a verified session must also have to pass: an
@@ -79,12 +81,12 @@ func (r *Requirements) CheckMachine(m *MachineIdentity) *Error {
 // organization, user or u, or an invalid reverification.
 func (r Requirements) Validate() error {
 	for _, role := range r.Roles {
-		if strings.TrimPrefix(role, "org:") == "" {
+		if clerkwire.ShortOrgName(role) == "" {
 			return fmt.Errorf("middleware: requirements: empty role %q", role)
 		}
 	}
 	for _, p := range r.Permissions {
-		if strings.TrimPrefix(p, "org:") == "" {
+		if clerkwire.ShortOrgName(p) == "" {
 			return fmt.Errorf("middleware: requirements: empty permission %q", p)
 		}
 	}
@@ -120,7 +122,7 @@ func (r *Requirements) Check(c *Claims) *Error {
 	if len(r.Roles) > 0 {
 		ok := false
 		for _, role := range r.Roles {
-			if sameOrgName(c.OrgRole, role) {
+			if clerkwire.SameOrgName(c.OrgRole, role) {
 				ok = true
 				break
 			}
@@ -161,18 +163,9 @@ func (r *Requirements) Check(c *Claims) *Error {
 	return nil
 }
 
-// sameOrgName compares an organization role or permission as Clerk does:
-// "admin" and "org:admin" are one name. have carries the prefix already.
-func sameOrgName(have, want string) bool {
-	if strings.HasPrefix(want, "org:") {
-		return have == want
-	}
-	return len(have) == len("org:")+len(want) && strings.HasPrefix(have, "org:") && have[len("org:"):] == want
-}
-
 func (c *Claims) hasOrgPermission(want string) bool {
 	for _, p := range c.OrgPermissions {
-		if sameOrgName(p, want) {
+		if clerkwire.SameOrgName(p, want) {
 			return true
 		}
 	}

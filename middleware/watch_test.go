@@ -3,11 +3,13 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -86,13 +88,15 @@ func (c *statusChecker) set(sid string, err error) {
 	c.status[sid] = err
 }
 
-func waitDone(t *testing.T, ctx context.Context, within time.Duration) error {
+// waitDone waits for ctx to end and returns its cause. The deadline only
+// keeps a broken watcher from hanging the test.
+func waitDone(t *testing.T, ctx context.Context) error {
 	t.Helper()
 	select {
 	case <-ctx.Done():
 		return context.Cause(ctx)
-	case <-time.After(within):
-		t.Fatalf("the context is not done after %v", within)
+	case <-time.After(testwait.Generous):
+		t.Fatalf("the context is not done after %v", testwait.Generous)
 		return nil
 	}
 }
@@ -118,7 +122,7 @@ func TestWatcherRevocationCancelsAtOnce(t *testing.T) {
 	defer cancelOther()
 
 	src.revoke("sess_a")
-	cause := waitDone(t, ctx, time.Second)
+	cause := waitDone(t, ctx)
 	if !errors.Is(cause, middleware.ErrSessionRevoked) {
 		t.Fatalf("cause %v, want session-revoked", cause)
 	}
@@ -139,7 +143,7 @@ func TestWatcherSessionRevokedBeforeTheWatchStarts(t *testing.T) {
 	defer w.Close()
 	ctx, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_a"})
 	defer cancel()
-	if !errors.Is(waitDone(t, ctx, time.Second), middleware.ErrSessionRevoked) {
+	if !errors.Is(waitDone(t, ctx), middleware.ErrSessionRevoked) {
 		t.Fatal("a session revoked before the watch was not caught")
 	}
 }
@@ -168,24 +172,16 @@ func TestWatcherRecheck(t *testing.T) {
 			defer cancel()
 			sc.set("sess_a", tc.answer)
 			if tc.ends {
-				if cause := waitDone(t, ctx, 2*time.Second); cause != tc.answer {
+				if cause := waitDone(t, ctx); cause != tc.answer {
 					t.Fatalf("cause %v, want the check's answer", cause)
 				}
 				return
 			}
-			deadline := time.Now().Add(2 * time.Second)
-			for {
+			testwait.Eventually(t, "three re-checks at a 10ms interval", func() bool {
 				sc.mu.Lock()
-				calls := sc.calls
-				sc.mu.Unlock()
-				if calls >= 3 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d re-checks in 2s at a 10ms interval", calls)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				defer sc.mu.Unlock()
+				return sc.calls >= 3
+			})
 			notDone(t, ctx)
 		})
 	}
@@ -207,19 +203,11 @@ func TestWatcherChecksASessionOncePerInterval(t *testing.T) {
 	}
 	other, cancel := w.Watch(context.Background(), &middleware.Claims{SessionID: "sess_b"})
 	defer cancel()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	testwait.Eventually(t, "six checks", func() bool {
 		sc.mu.Lock()
-		calls := sc.calls
-		sc.mu.Unlock()
-		if calls >= 6 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d checks in 2s", calls)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer sc.mu.Unlock()
+		return sc.calls >= 6
+	})
 	// Each sweep checks sess_a once and sess_b once, whatever the count of
 	// watches.
 	sc.mu.Lock()
@@ -230,7 +218,7 @@ func TestWatcherChecksASessionOncePerInterval(t *testing.T) {
 	}
 	sc.set("sess_a", &middleware.Error{Reason: middleware.ReasonSessionRevoked})
 	for _, ctx := range ctxs {
-		waitDone(t, ctx, 2*time.Second) // one answer ends every watch of the session
+		waitDone(t, ctx) // one answer ends every watch of the session
 	}
 	notDone(t, other)
 }
@@ -253,14 +241,8 @@ func TestWatcherReleasesWatches(t *testing.T) {
 		t.Fatalf("Len %d after cancel, want 1", w.Len())
 	}
 	cancelParent() // the work's own context ends
-	waitDone(t, ctxB, time.Second)
-	deadline := time.Now().Add(time.Second)
-	for w.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Len %d after the parent was cancelled", w.Len())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitDone(t, ctxB)
+	testwait.Eventually(t, "no watch left after the parent was cancelled", func() bool { return w.Len() == 0 })
 	w.Close()
 	if src.subscribers() != 0 {
 		t.Fatal("Close did not unsubscribe")
@@ -289,13 +271,9 @@ func TestWatcherRunsNoGoroutineWhenIdle(t *testing.T) {
 	for _, c := range cancels {
 		c()
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %d, %d before the watches", runtime.NumGoroutine(), base)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Eventually(t, fmt.Sprintf("the goroutines to fall back to the %d before the watches", base), func() bool {
+		return runtime.NumGoroutine() <= base
+	})
 }
 
 func TestWatcherSetInterval(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -108,7 +109,7 @@ var (
 // of an identity header (compared case-insensitively, "_" as "-"). It also
 // checks that path is a dotted claim path without empty segments.
 func ValidateClaimHeader(prefix, name, path string) error {
-	if !validHeaderName(name) {
+	if !netutil.IsToken(name) {
 		return fmt.Errorf("%q is not a valid header name", name)
 	}
 	norm := normalizeHeader(name)

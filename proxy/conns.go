@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -200,6 +201,7 @@ type longLived struct {
 	sse   bool // a server-sent event stream
 	route string
 	sid   string // for the log: "" without a session
+	reqID string // the request id, for the log
 	start time.Time
 	abort func(code int, reason string) // closes it; must not block
 	end   func()                        // runs when the request ends
@@ -368,26 +370,13 @@ func (l *longLived) release() {
 	}
 	if ce := c.log.Check(lvl, "long-lived connection closed"); ce != nil {
 		ce.Write(zap.String("kind", l.kind), zap.String("reason", reason), zap.String("route", l.route),
-			zap.String("sid", l.sid), zap.Duration("open", d))
+			zap.String("sid", l.sid), zap.Duration("open", d), zap.String("request_id", l.reqID))
 	}
 }
 
 // isUpgradeRequest reports a request asking to switch protocols.
 func isUpgradeRequest(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
-}
-
-// headerHasToken reports whether a comma-separated header holds token
-// (ASCII case-insensitive).
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h[name] {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
+	return r.Header.Get("Upgrade") != "" && netutil.HeaderHasToken(r.Header, "Connection", "upgrade")
 }
 
 // forward sends r to the upstream through ReverseProxy, with what a
@@ -408,12 +397,27 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *state) {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler { //nolint:errorlint // ReverseProxy panics with the value itself
 				st.aborted = true
+				p.logAborted(r, st)
 				return
 			}
 			panic(v)
 		}
 	}()
 	p.rp.ServeHTTP(w, r)
+}
+
+// logAborted writes the line of a response cut midway, with the request
+// id that ReverseProxy's own line (reverseProxyLog) cannot carry: a warning
+// when the upstream failed, a debug line when the client had gone (its
+// context ended), which is no fault of anyone's.
+func (p *Proxy) logAborted(r *http.Request, st *state) {
+	lvl, msg := zap.WarnLevel, "upstream response cut short: the upstream failed mid-body"
+	if r.Context().Err() != nil {
+		lvl, msg = zap.DebugLevel, "response cut short: the client went away mid-body"
+	}
+	if ce := p.log.Check(lvl, msg); ce != nil {
+		ce.Write(zap.String("route", st.route.Name), zap.String("request_id", st.requestID))
+	}
 }
 
 // onResponse is ReverseProxy's ModifyResponse: the handshake's no-store,
@@ -438,7 +442,7 @@ func (p *Proxy) onResponse(res *http.Response) error {
 }
 
 func (p *Proxy) newLongLived(kind string, st *state) *longLived {
-	l := &longLived{reg: p.conns, kind: kind, route: st.route.Name, start: time.Now()}
+	l := &longLived{reg: p.conns, kind: kind, route: st.route.Name, reqID: st.requestID, start: time.Now()}
 	if st.claims != nil {
 		l.sid = st.claims.SessionID
 	}
@@ -455,7 +459,7 @@ func (p *Proxy) trackUpgrade(res *http.Response, st *state) {
 	}
 	l := p.newLongLived(ConnWebSocket, st)
 	u := &upgraded{ll: l, grace: p.conns.grace, dead: make(chan struct{}),
-		ws: headerHasToken(res.Header, "Upgrade", "websocket")}
+		ws: netutil.HeaderHasToken(res.Header, "Upgrade", "websocket")}
 	u.upstream = &upstreamConn{rwc: rwc, w: rwc, ll: l}
 	if u.ws {
 		u.uw = newFrameWriter(rwc, false)

@@ -21,4 +21,6 @@
 // when their session is revoked (WebSocket close code 4401), after a
 // maximum lifetime (4408) and at shutdown (1001); see
 // docs/sessions.md#long-lived-connections.
+//
+// Stable: follows semantic versioning from v1.
 package proxy

@@ -41,6 +41,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -200,7 +201,6 @@ func (p *Proxy) serveFrontendAPI(w http.ResponseWriter, r *http.Request, st *sta
 	if a := ClientAddr(r, p.trusted); a.IsValid() {
 		fr.client = a.String()
 	}
-	st.Context = r.Context()
 	f.rp.ServeHTTP(w, r.WithContext(context.WithValue(st, fapiKey{}, fr)))
 }
 
@@ -265,14 +265,15 @@ func (f *fapiProxy) modifyResponse(res *http.Response) error {
 		}
 		if drop {
 			delete(h, name)
-			f.redactedOnce("a response header")
+			f.redactedOnce("a response header", res.Request)
 		}
 	}
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return errFAPIEncoded
 	}
 	if res.Body != nil && res.Body != http.NoBody {
-		res.Body = &redactor{r: res.Body, secret: f.secret, found: func() { f.redactedOnce("the response body") }}
+		req := res.Request
+		res.Body = &redactor{r: res.Body, secret: f.secret, found: func() { f.redactedOnce("the response body", req) }}
 		h.Del("Content-Length")
 		res.ContentLength = -1
 	}
@@ -293,10 +294,16 @@ func (f *fapiProxy) modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// redactedOnce counts a removal of the secret and logs it (never the value).
-func (f *fapiProxy) redactedOnce(where string) {
+// redactedOnce counts a removal of the secret and logs it (never the
+// value), with the id of the request r (the upstream request) answers.
+func (f *fapiProxy) redactedOnce(where string, r *http.Request) {
 	if f.redacted.Add(1) == 1 {
-		f.log.Warn("the Clerk Frontend API echoed the secret key; it was removed from " + where + " (is clerk.frontend_api_url Clerk's?)")
+		requestID := ""
+		if r != nil {
+			requestID = logctx.RequestID(r.Context())
+		}
+		f.log.Warn("the Clerk Frontend API echoed the secret key; it was removed from "+where+" (is clerk.frontend_api_url Clerk's?)",
+			zap.String("request_id", requestID))
 	}
 }
 

@@ -43,25 +43,38 @@ func recordingUpstream(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func newHSFixture(t *testing.T, routes func(up *url.URL, hs proxy.Handshake) []proxy.Route, mutate func(*proxy.Options)) *hsFixture {
+// newHandshake starts a fake production instance whose clock stands
+// still, and a Gate and a Handshaker for it; mutate, when set, changes the
+// Handshaker's Config (which clk is not put in).
+func newHandshake(t *testing.T, mutate func(*handshake.Config)) (inst *clerktest.Instance, gate *middleware.Gate, hs *handshake.Handshaker, clk func() time.Time) {
 	t.Helper()
 	now := time.Unix(1_760_000_000, 0)
-	clk := func() time.Time { return now }
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t), Now: clk})
+	clk = func() time.Time { return now }
+	inst = clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t), Now: clk})
 	gate, err := middleware.New(middleware.Config{Issuer: inst.Issuer(), Keys: jwks.NewMemory(inst.PublicKeys()...), Now: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := handshake.New(handshake.Config{
+	cfg := handshake.Config{
 		Gate:         gate,
 		FrontendAPI:  strings.TrimPrefix(inst.URL(), "http://"),
 		CookieSuffix: inst.CookieSuffix(),
 		Production:   true,
 		BaseURL:      inst.URL(),
-	})
-	if err != nil {
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if hs, err = handshake.New(cfg); err != nil {
 		t.Fatal(err)
 	}
+	return inst, gate, hs, clk
+}
+
+func newHSFixture(t *testing.T, routes func(up *url.URL, hs proxy.Handshake) []proxy.Route, mutate func(*proxy.Options)) *hsFixture {
+	t.Helper()
+	inst, gate, hs, clk := newHandshake(t, nil)
+	now := clk()
 	up := recordingUpstream(t)
 	upURL := mustURL(t, up.URL)
 	var rs []proxy.Route
@@ -115,9 +128,10 @@ func decodeEcho(t *testing.T, w *httptest.ResponseRecorder) *echoed {
 	return &e
 }
 
-// Case 19: a spoofed X-Forwarded-Host from an untrusted peer does not steer
-// redirect_url; a trusted proxy's does.
-func TestCase19SpoofedForwardedHost(t *testing.T) {
+// TestSpoofedForwardedHostDoesNotSteerTheHandshake: a spoofed
+// X-Forwarded-Host from an untrusted peer does not steer redirect_url; a
+// trusted proxy's does.
+func TestSpoofedForwardedHostDoesNotSteerTheHandshake(t *testing.T) {
 	t.Parallel()
 	redirectURL := func(t *testing.T, w *httptest.ResponseRecorder) string {
 		t.Helper()
@@ -151,10 +165,11 @@ func TestCase19SpoofedForwardedHost(t *testing.T) {
 	}
 }
 
-// Case 21, proxy half: the return trip is served by the upstream with the
-// new identity; every directive is its own Set-Cookie, before the upstream's
-// own cookies, and the answer is not storable.
-func TestCase21ProxyServesResolvedPage(t *testing.T) {
+// TestHandshakeReturnTripServedByTheUpstream: the return trip of a
+// handshake is served by the upstream with the new identity; every
+// directive is its own Set-Cookie, before the upstream's own cookies, and
+// the answer is not storable.
+func TestHandshakeReturnTripServedByTheUpstream(t *testing.T) {
 	t.Parallel()
 	f := newHSFixture(t, nil, nil)
 	tok := f.inst.MustMint(t, clerktest.WithUser("user_alice"))
@@ -257,7 +272,7 @@ func TestUpstreamNeverSeesHandshakeCookies(t *testing.T) {
 			{"__clerk_redirect_count", "1"}}
 		if !tc.handshake {
 			// On a handshake route these would be resolved (and consumed)
-			// rather than forwarded; TestCase21ProxyServesResolvedPage
+			// rather than forwarded; TestHandshakeReturnTripServedByTheUpstream
 			// checks that a resolved one is not forwarded either.
 			cookies = append(cookies, [2]string{"__clerk_handshake", "x"}, [2]string{"__clerk_handshake_nonce", "y"})
 		}

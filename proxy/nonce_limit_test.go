@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/handshake"
-	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
 )
@@ -23,30 +21,15 @@ import (
 // is not deleted either way, so that a reload exchanges it.
 func TestRateLimitedNonceNavigationIsAnswered503AndKeepsItsCookie(t *testing.T) {
 	t.Parallel()
-	now := time.Unix(1_760_000_000, 0)
-	clk := func() time.Time { return now }
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t), Now: clk})
-	gate, err := middleware.New(middleware.Config{Issuer: inst.Issuer(), Keys: jwks.NewMemory(inst.PublicKeys()...), Now: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := handshake.New(handshake.Config{
-		Gate:         gate,
-		FrontendAPI:  strings.TrimPrefix(inst.URL(), "http://"),
-		CookieSuffix: inst.CookieSuffix(),
-		Production:   true,
-		BaseURL:      inst.URL(),
-		Exchanger: handshake.ExchangerFunc(func(context.Context, string) ([]string, error) {
+	var clk func() time.Time
+	_, gate, hs, clk := newHandshake(t, func(c *handshake.Config) {
+		c.Exchanger = handshake.ExchangerFunc(func(context.Context, string) ([]string, error) {
 			return nil, errors.New("invalid_nonce")
-		}),
+		})
 		// One exchange, then practically none.
-		NonceBurst: 1,
-		NonceRate:  1e-9,
-		Now:        clk,
+		c.NonceBurst, c.NonceRate = 1, 1e-9
+		c.Now = func() time.Time { return clk() }
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	up := recordingUpstream(t)
 	p, err := proxy.New(proxy.Options{
 		Gate: gate,

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -17,8 +17,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/jsonresp"
+	"github.com/sessiongate/sessiongate/internal/logctx"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -104,6 +109,20 @@ type Options struct {
 	// their maximum lifetime and at shutdown (conns.go). Share one between
 	// the proxies of successive configurations. Nil: none is tracked.
 	Connections *Connections
+	// TracerProvider, when set, makes a server span per request that
+	// continues the caller's trace (Propagator) and is passed upstream as
+	// the parent of the upstream's: its attributes are the route, the
+	// credential kind, the reason code, the status and the user id; never
+	// a token, a cookie, a path or a query (tracing.go,
+	// docs/deployment.md#tracing). Nil: tracing off, at no cost: no span,
+	// and an inbound traceparent passes upstream untouched, as any other
+	// header.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the caller's trace context from the request headers
+	// and writes the server span's into the upstream request (replacing
+	// the inbound headers it names). Nil: W3C Trace Context (traceparent,
+	// tracestate). Unused without TracerProvider.
+	Propagator propagation.TextMapPropagator
 }
 
 // Proxy is the reverse proxy and forward-auth handler. It is an http.Handler.
@@ -128,6 +147,11 @@ type Proxy struct {
 	fapi   *fapiProxy   // nil: no Frontend API proxy (fapi.go)
 	// signInSync: Options.SignInSync.
 	signInSync bool
+	// tracer is nil when tracing is off (tracing.go); prop and propFields
+	// (its header names, canonical) are set with it.
+	tracer     trace.Tracer
+	prop       propagation.TextMapPropagator
+	propFields []string
 }
 
 // identityNames are the canonical names of the identity headers.
@@ -171,7 +195,7 @@ func New(opts Options) (*Proxy, error) {
 	if prefix == "" {
 		prefix = DefaultHeaderPrefix
 	}
-	if !validHeaderName(prefix) {
+	if !netutil.IsToken(prefix) {
 		return nil, fmt.Errorf("proxy: header prefix %q is not a valid header name", prefix)
 	}
 	mapped, err := claimHeaderNames(prefix, opts.ClaimHeaders, routes)
@@ -201,6 +225,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.names = newIdentityNames(prefix)
 	p.signInSync = opts.SignInSync
+	p.setupTracing(opts.TracerProvider, opts.Propagator) // tracing.go
 	if opts.FrontendAPI != nil {
 		if p.fapi, err = newFAPIProxy(opts.FrontendAPI, p.log.Named("frontend_api")); err != nil {
 			return nil, err
@@ -215,10 +240,21 @@ func New(opts Options) (*Proxy, error) {
 		Transport:      transport,
 		ErrorHandler:   p.upstreamError,
 		ModifyResponse: p.onResponse, // modifyResponse, then long-lived connections (conns.go)
-		ErrorLog:       zap.NewStdLog(p.log.Named("reverseproxy")),
+		ErrorLog:       reverseProxyLog(p.log),
 		BufferPool:     newBufferPool(),
 	}
 	return p, nil
+}
+
+// reverseProxyLog is ReverseProxy's ErrorLog: debug lines under
+// "reverseproxy". Its one line (an upstream failing mid-body) has no request
+// id; forward writes the request's own (conns.go).
+func reverseProxyLog(l *zap.Logger) *log.Logger {
+	std, err := zap.NewStdLogAt(l.Named("reverseproxy"), zap.DebugLevel)
+	if err != nil { // only for a level zap does not know
+		return zap.NewStdLog(l.Named("reverseproxy"))
+	}
+	return std
 }
 
 // bufferPool recycles ReverseProxy's body-copy buffers. Without it every
@@ -284,9 +320,12 @@ func NewTransport(o TransportOptions) *http.Transport {
 // the status-recording writer, the backing array of the identity and
 // request-id header values, and the context that carries the state to
 // ReverseProxy's callbacks (state is that context: it answers stateKey and
-// delegates every other lookup to the request's own context).
+// the request id's logctx.Key, and delegates every other lookup to the
+// request's own context).
 type state struct {
-	context.Context // the incoming request's; set by serve before proxying
+	// The incoming request's context (with tracing on, the server span's);
+	// set by ServeHTTP before the state becomes the request's context.
+	context.Context
 
 	sw        statusWriter
 	route     *route
@@ -328,8 +367,11 @@ type stateKey struct{}
 
 // Value makes *state the context of the proxied request (see state).
 func (s *state) Value(key any) any {
-	if _, ok := key.(stateKey); ok {
+	switch key.(type) {
+	case stateKey:
 		return s
+	case logctx.Key:
+		return s.requestID
 	}
 	return s.Context.Value(key)
 }
@@ -350,6 +392,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw.ResponseWriter = w
 	st.vals[0] = st.requestID
 	sw.Header()["X-Request-Id"] = st.vals[0:1:1]
+
+	// The state becomes the request's context (see state) where the
+	// request is handed on: to verification, whose packages read the
+	// request id there for their log lines (internal/logctx), and to
+	// ReverseProxy, whose callbacks read the state itself. serve makes
+	// that one copy of the request on each path that needs it.
+	st.Context = r.Context()
+	var span trace.Span
+	if p.tracer != nil {
+		span = p.startSpan(r, st) // st.Context becomes the span's
+	}
 
 	p.stripIdentity(r.Header)
 	p.serve(sw, r, st)
@@ -384,8 +437,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				zap.Duration("duration", d),
 				zap.String("user_id", ev.UserID),
 				zap.String("request_id", st.requestID),
+				traceField(span),
 			)
 		}
+	}
+	if span != nil {
+		p.endSpan(span, r, st, ev)
 	}
 	if st.aborted {
 		panic(http.ErrAbortHandler) // recovered by forward (conns.go): the server cuts the response
@@ -402,7 +459,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 		case r.URL.Path == ForwardAuthPath:
 			p.forwardAuth(w, r, st)
 		case r.URL.Path == WebhookClerkPath && p.webhooks != nil:
-			p.webhooks.ServeHTTP(w, r)
+			p.webhooks.ServeHTTP(w, r.WithContext(st))
 		default:
 			writeJSON(w, http.StatusNotFound, "not_found", "", "no such sessiongate endpoint")
 		}
@@ -422,6 +479,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 		writeJSON(w, http.StatusNotFound, "not_found", "", "this route has no upstream: it only decides forward-auth requests ("+ForwardAuthPath+")")
 		return
 	}
+	r = r.WithContext(st) // the one copy (ServeHTTP), through to the upstream
 	if !p.authenticate(w, r, rt, st, false) {
 		return
 	}
@@ -449,9 +507,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, st *state) {
 	// the outbound request: ReverseProxy removes the headers that the
 	// client's Connection header names from the outbound request before
 	// calling Rewrite, so nothing set there can be dropped that way.
-	st.Context = r.Context()
 	upstart := time.Now()
-	p.forward(w, r.WithContext(st), st) // rp.ServeHTTP, with long-lived connections (conns.go)
+	p.forward(w, r, st) // rp.ServeHTTP, with long-lived connections (conns.go); r's context is st
 	st.upstream = time.Since(upstart)
 }
 
@@ -583,7 +640,7 @@ func (p *Proxy) forwardAuth(w http.ResponseWriter, r *http.Request, st *state) {
 			"forward-auth requests are accepted only from loopback and trusted_proxies")
 		return
 	}
-	orig, reason, msg := forwardedRequest(r)
+	orig, reason, msg := forwardedRequest(st, r)
 	if reason != "" {
 		st.reason = reason
 		writeJSON(w, http.StatusBadRequest, "bad_request", reason, msg)
@@ -637,9 +694,9 @@ func (p *Proxy) forwardAuthPeer(r *http.Request) bool {
 
 // forwardedRequest is the original request that forward-auth request r
 // describes: r's headers (the credentials) with the method, URL and host of
-// the forwarding headers. A reason is returned when they are missing,
-// repeated, malformed or disagree.
-func forwardedRequest(r *http.Request) (*http.Request, middleware.Reason, string) {
+// the forwarding headers, and ctx as its context. A reason is returned when
+// they are missing, repeated, malformed or disagree.
+func forwardedRequest(ctx context.Context, r *http.Request) (*http.Request, middleware.Reason, string) {
 	uri, ok := agreeing(r.Header, forwardedURIHeaders)
 	if !ok {
 		return nil, ReasonForwardedConflict, "X-Forwarded-Uri and X-Original-URI are repeated or disagree"
@@ -676,7 +733,7 @@ func forwardedRequest(r *http.Request) (*http.Request, middleware.Reason, string
 	}
 	if method == "" {
 		method = http.MethodGet
-	} else if !validHeaderName(method) {
+	} else if !netutil.IsToken(method) {
 		return nil, ReasonForwardedInvalid, "the original method is malformed"
 	}
 	if host == "" {
@@ -687,8 +744,7 @@ func forwardedRequest(r *http.Request) (*http.Request, middleware.Reason, string
 	if proto != "" && proto != "http" && proto != "https" {
 		return nil, ReasonForwardedInvalid, "X-Forwarded-Proto is neither http nor https"
 	}
-	orig := new(http.Request)
-	*orig = *r
+	orig := r.WithContext(ctx) // the one copy (ServeHTTP)
 	orig.Method = method
 	orig.URL = u
 	orig.RequestURI = uri
@@ -760,6 +816,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	p.setIdentity(pr.Out.Header, st)
 	if st.claims != nil && len(st.route.claims) > 0 {
 		p.setClaimHeaders(pr.Out.Header, st.route, st.claims)
+	}
+	if p.tracer != nil {
+		p.injectTrace(pr.Out, st) // tracing.go
 	}
 	// The Host of the upstream request is the upstream's (SetURL sets
 	// Out.URL.Host; Out.Host is cleared so the transport uses it).
@@ -940,22 +999,6 @@ func normalizeHeader(s string) string {
 	return string(b)
 }
 
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // hostOnly lower-cases a Host header and drops its port.
 func hostOnly(h string) string {
 	// Only a host with a colon can have a port: SplitHostPort allocates its
@@ -1029,26 +1072,11 @@ func (s *idSource) next() string {
 	return string(buf[:n+16])
 }
 
-type jsonError struct {
-	Error   string            `json:"error"`
-	Reason  middleware.Reason `json:"reason,omitempty"`
-	Message string            `json:"message"`
-}
-
 // writeJSON writes the proxy's own errors (bad requests, no route, upstream
 // failures) in the Gate's body shape. reason may be empty; when set it also
 // goes in X-Clerk-Auth-Reason, like the Gate's rejections.
 func writeJSON(w http.ResponseWriter, status int, code string, reason middleware.Reason, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if reason != "" {
-		h.Set("X-Clerk-Auth-Reason", string(reason))
-	}
-	body, _ := json.Marshal(jsonError{Error: code, Reason: reason, Message: msg})
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	jsonresp.WriteError(w, status, jsonresp.ErrorBody{Error: code, Reason: string(reason), Message: msg})
 }
 
 // statusWriter records the status for the access log. Unwrap lets

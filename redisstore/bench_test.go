@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/redistest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/redisstore"
 	"github.com/sessiongate/sessiongate/sessioncheck"
@@ -41,7 +42,7 @@ func BenchmarkDenyListCheck(b *testing.B) {
 				deny.Deny(fmt.Sprintf("sess_revoked%d", i))
 			}
 			if store != nil {
-				eventually(b, 10*time.Second, "the revocations to be written", func() bool { return store.Stats().Published == 10_000 })
+				testwait.Eventually(b, "the revocations to be written", func() bool { return store.Stats().Published == 10_000 })
 			}
 			svc, err := sessioncheck.New(sessioncheck.Config{DenyList: deny})
 			if err != nil {

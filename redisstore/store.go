@@ -23,6 +23,8 @@
 // It also offers a shared session-status cache (StatusLookup) and
 // cross-replica webhook de-duplication (Seen), both of which fall back to
 // the local behaviour on any Redis error.
+//
+// Experimental: may change.
 package redisstore
 
 import (

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessiongate/sessiongate/internal/redistest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/redisstore"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 )
@@ -44,20 +45,7 @@ func newReplica(t testing.TB, url string, mutate func(*redisstore.Config)) *repl
 
 func (r *replica) waitSynced(t testing.TB) {
 	t.Helper()
-	eventually(t, 5*time.Second, "the store to be in step with Redis", r.store.Synced)
-}
-
-// eventually polls cond (no fixed sleeps) until it holds or within passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("waited %v for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return time.Since(start)
+	testwait.Eventually(t, "the store to be in step with Redis", r.store.Synced)
 }
 
 func rawClient(t testing.TB, srv *redistest.Server) *redis.Client {
@@ -79,8 +67,8 @@ func TestRevocationReachesOtherReplicas(t *testing.T) {
 	b.waitSynced(t)
 
 	a.deny.Deny("sess_fromA")
-	eventually(t, 2*time.Second, "B to deny what A revoked", func() bool { return b.deny.Denied("sess_fromA") })
-	eventually(t, time.Second, "OnRemote to run", func() bool { return delays.Load() == 1 })
+	testwait.Eventually(t, "B to deny what A revoked", func() bool { return b.deny.Denied("sess_fromA") })
+	testwait.Eventually(t, "OnRemote to run", func() bool { return delays.Load() == 1 })
 	// The expiry travels with the revocation: B keeps A's, not one of its own.
 	if ea, eb := a.deny.Entries()["sess_fromA"], b.deny.Entries()["sess_fromA"]; !ea.Truncate(time.Millisecond).Equal(eb) {
 		t.Fatalf("expiry on A %v, on B %v", ea, eb)
@@ -93,10 +81,10 @@ func TestRevocationReachesOtherReplicas(t *testing.T) {
 	}
 	// B applied it without publishing it again.
 	b.deny.Deny("sess_fromB")
-	eventually(t, 2*time.Second, "A to deny what B revoked", func() bool { return a.deny.Denied("sess_fromB") })
+	testwait.Eventually(t, "A to deny what B revoked", func() bool { return a.deny.Denied("sess_fromB") })
 	// (B counts its write once its pipeline returns, which may be after A
 	// got the message.)
-	eventually(t, 2*time.Second, "B to count its write", func() bool { return b.store.Stats().Published == 1 })
+	testwait.Eventually(t, "B to count its write", func() bool { return b.store.Stats().Published == 1 })
 	if pa, pb := a.store.Stats().Published, b.store.Stats().Published; pa != 1 || pb != 1 {
 		t.Fatalf("published by A %d, by B %d: a replica published a revocation it received", pa, pb)
 	}
@@ -112,10 +100,10 @@ func TestLaterExpiryIsKept(t *testing.T) {
 	raw := rawClient(t, srv)
 	late := time.Now().Add(50 * time.Minute).Truncate(time.Millisecond)
 	a.deny.DenyUntil("sess_x", late)
-	eventually(t, 2*time.Second, "B to apply", func() bool { return b.deny.Denied("sess_x") })
+	testwait.Eventually(t, "B to apply", func() bool { return b.deny.Denied("sess_x") })
 	b.deny.DenyUntil("sess_x", time.Now().Add(10*time.Minute)) // earlier: must not shorten Redis's copy
 	b.deny.DenyUntil("sess_y", time.Now().Add(10*time.Minute)) // a marker: written after sess_x's attempt
-	eventually(t, 2*time.Second, "A to apply the marker", func() bool { return a.deny.Denied("sess_y") })
+	testwait.Eventually(t, "A to apply the marker", func() bool { return a.deny.Denied("sess_y") })
 	if v := raw.Get(context.Background(), "sessiongate:deny:sess_x").Val(); v != strconv.FormatInt(late.UnixMilli(), 10) {
 		t.Fatalf("Redis holds %s, want the later expiry %d", v, late.UnixMilli())
 	}
@@ -129,7 +117,7 @@ func TestReplicaStartedLaterLoadsTheSet(t *testing.T) {
 	for i := range 1500 { // more than one SCAN page
 		a.deny.Deny(fmt.Sprintf("sess_early%d", i))
 	}
-	eventually(t, 5*time.Second, "A to write everything", func() bool { return a.store.Stats().Published == 1500 })
+	testwait.Eventually(t, "A to write everything", func() bool { return a.store.Stats().Published == 1500 })
 	late := newReplica(t, srv.URL(), nil)
 	if late.store.NotReady() == "" && !late.store.Synced() {
 		t.Fatal("ready before the shared set was loaded")
@@ -153,13 +141,15 @@ func TestRedisRestartLosesNoRevocation(t *testing.T) {
 	a.waitSynced(t)
 	b.waitSynced(t)
 	a.deny.Deny("sess_before")
-	eventually(t, 2*time.Second, "B to apply", func() bool { return b.deny.Denied("sess_before") })
+	testwait.Eventually(t, "B to apply", func() bool { return b.deny.Denied("sess_before") })
 
 	srv.Stop()
-	eventually(t, 5*time.Second, "both to notice", func() bool { return !a.store.Connected() && !b.store.Connected() })
+	testwait.Eventually(t, "both to notice", func() bool { return !a.store.Connected() && !b.store.Connected() })
 	start := time.Now()
 	a.deny.Deny("sess_during") // Redis away: kept locally, returns at once
-	if d := time.Since(start); d > 100*time.Millisecond {
+	// Generous: the bound tells "at once" from waiting out Redis's dial and
+	// read timeouts.
+	if d := time.Since(start); d > time.Second {
 		t.Fatalf("a revocation waited %v on Redis", d)
 	}
 	if a.store.NotReady() != "" {
@@ -169,7 +159,7 @@ func TestRedisRestartLosesNoRevocation(t *testing.T) {
 	srv.Restart() // empty
 	a.waitSynced(t)
 	b.waitSynced(t)
-	eventually(t, 2*time.Second, "B to get what A denied while Redis was away", func() bool { return b.deny.Denied("sess_during") })
+	testwait.Eventually(t, "B to get what A denied while Redis was away", func() bool { return b.deny.Denied("sess_during") })
 	raw := rawClient(t, srv)
 	for _, sid := range []string{"sess_before", "sess_during"} {
 		if raw.Exists(context.Background(), "sessiongate:deny:"+sid).Val() != 1 {
@@ -177,7 +167,7 @@ func TestRedisRestartLosesNoRevocation(t *testing.T) {
 		}
 	}
 	b.deny.Deny("sess_after")
-	eventually(t, 2*time.Second, "A to apply a revocation made after the restart", func() bool { return a.deny.Denied("sess_after") })
+	testwait.Eventually(t, "A to apply a revocation made after the restart", func() bool { return a.deny.Denied("sess_after") })
 	if st := a.store.Stats(); st.Disconnects == 0 || st.Resyncs < 2 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -191,7 +181,7 @@ func TestUnreachableAtStartup(t *testing.T) {
 	url := "redis://127.0.0.1:" + strconv.Itoa(port)
 	relaxed := newReplica(t, url, nil)
 	required := newReplica(t, url, func(c *redisstore.Config) { c.Required = true })
-	eventually(t, 2*time.Second, "a replica without Redis to be ready", func() bool { return relaxed.store.NotReady() == "" })
+	testwait.Eventually(t, "a replica without Redis to be ready", func() bool { return relaxed.store.NotReady() == "" })
 	if msg := required.store.NotReady(); msg != "redis required and not synced" {
 		t.Fatalf("required: %q", msg)
 	}
@@ -203,7 +193,7 @@ func TestUnreachableAtStartup(t *testing.T) {
 	if msg := required.store.NotReady(); msg != "" {
 		t.Fatalf("required once synced: %q", msg)
 	}
-	eventually(t, 2*time.Second, "the revocation made before Redis existed to spread", func() bool { return required.deny.Denied("sess_offline") })
+	testwait.Eventually(t, "the revocation made before Redis existed to spread", func() bool { return required.deny.Denied("sess_offline") })
 }
 
 // countingLookup answers "active" slowly and counts calls.
@@ -212,10 +202,19 @@ type countingLookup struct {
 	delay  time.Duration
 	status string
 	err    error
+	// entered, when set, gets a value (if it has room) as each call
+	// starts.
+	entered chan struct{}
 }
 
 func (l *countingLookup) SessionStatus(ctx context.Context, sid string) (string, error) {
 	l.calls.Add(1)
+	if l.entered != nil {
+		select {
+		case l.entered <- struct{}{}:
+		default:
+		}
+	}
 	select {
 	case <-time.After(l.delay):
 	case <-ctx.Done():
@@ -286,31 +285,33 @@ func TestSharedStatusCacheDegrades(t *testing.T) {
 	if st, err := l.SessionStatus(context.Background(), "sess_stuck"); err != nil || st != "active" {
 		t.Fatalf("lost lock: %q %v", st, err)
 	}
-	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+	// Generous above: the bound tells the lock TTL from the lookup's 10 s.
+	if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("waited %v for a stuck lock, want about the lock TTL (300ms)", d)
 	}
 	// A winner whose lookup fails releases the lock at once: the waiters
 	// ask Clerk themselves rather than wait.
-	failing := &countingLookup{delay: 50 * time.Millisecond, err: errors.New("clerk is down")}
+	failing := &countingLookup{delay: 50 * time.Millisecond, err: errors.New("clerk is down"), entered: make(chan struct{}, 1)}
 	lf := r.store.StatusLookup(failing, 10*time.Second)
 	r2 := newReplica(t, srv.URL(), func(c *redisstore.Config) { c.CacheLockTTL = 5 * time.Second })
 	r2.waitSynced(t)
 	lf2 := r2.store.StatusLookup(failing, 10*time.Second)
 	var wg sync.WaitGroup
 	wg.Go(func() { _, _ = lf.SessionStatus(context.Background(), "sess_fail") })
-	time.Sleep(10 * time.Millisecond) // let the first one take the lock
+	<-failing.entered // the first one holds the lock and asks Clerk
 	start = time.Now()
 	if _, err := lf2.SessionStatus(context.Background(), "sess_fail"); err == nil {
 		t.Fatal("a failed lookup succeeded")
 	}
-	if d := time.Since(start); d > time.Second {
+	// Generous: the bound tells "at once" from the 5 s lock TTL.
+	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("the waiter waited %v after the winner failed", d)
 	}
 	wg.Wait()
 
 	// Redis gone: plain lookups, no errors.
 	srv.Stop()
-	eventually(t, 5*time.Second, "the store to notice", func() bool { return !r.store.Connected() })
+	testwait.Eventually(t, "the store to notice", func() bool { return !r.store.Connected() })
 	before := clerk.calls.Load()
 	for range 3 {
 		if st, err := l.SessionStatus(context.Background(), "sess_nocache"); err != nil || st != "active" {
@@ -337,7 +338,7 @@ func TestWebhookSeenAcrossReplicas(t *testing.T) {
 		t.Fatalf("stats %+v", b.store.Stats())
 	}
 	srv.Stop()
-	eventually(t, 5*time.Second, "the store to notice", func() bool { return !a.store.Connected() })
+	testwait.Eventually(t, "the store to notice", func() bool { return !a.store.Connected() })
 	if !sa.Claim("msg_2", time.Minute) || sa.Claim("msg_2", time.Minute) {
 		t.Fatal("without Redis the local Seen must decide")
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 // denyScript writes one revocation: KEYS[1] = <prefix>deny:<sid>, ARGV[1] =
@@ -256,7 +258,7 @@ func (s *Store) applyMessage(payload string) {
 // again. Whatever is in Redis is checked: only session ids, and no expiry
 // past what this replica's own TTL allows (plus clock skew).
 func (s *Store) apply(sid string, untilMs int64) bool {
-	if !validSID(sid) {
+	if !clerkwire.ValidSessionID(sid) {
 		return false
 	}
 	until := time.UnixMilli(untilMs)
@@ -264,20 +266,6 @@ func (s *Store) apply(sid string, untilMs int64) bool {
 		until = limit
 	}
 	s.deny.Apply(sid, until)
-	return true
-}
-
-func validSID(sid string) bool {
-	rest, ok := strings.CutPrefix(sid, "sess_")
-	if !ok || rest == "" || len(rest) > 128 {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
-			return false
-		}
-	}
 	return true
 }
 

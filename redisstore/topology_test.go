@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/internal/redistest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // Revocations through Sentinel: a master, one sentinel watching it, and two
@@ -29,7 +30,7 @@ func TestSentinelTopology(t *testing.T) {
 	a.waitSynced(t)
 	b.waitSynced(t)
 	a.deny.Deny("sess_viasentinel")
-	eventually(t, 2*time.Second, "B to apply through Sentinel", func() bool { return b.deny.Denied("sess_viasentinel") })
+	testwait.Eventually(t, "B to apply through Sentinel", func() bool { return b.deny.Denied("sess_viasentinel") })
 	if rawClient(t, master).Exists(context.Background(), "sessiongate:deny:sess_viasentinel").Val() != 1 {
 		t.Fatal("not written to the master Sentinel names")
 	}
@@ -47,7 +48,7 @@ func TestClusterTopology(t *testing.T) {
 	if err := raw.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
 		t.Fatal(err)
 	}
-	took := eventually(t, 10*time.Second, "the cluster to be ok", func() bool {
+	took := testwait.Until(t, 10*time.Second, "the cluster to be ok", func() bool {
 		info, _ := raw.ClusterInfo(ctx).Result()
 		return strings.Contains(info, "cluster_state:ok")
 	})
@@ -58,7 +59,7 @@ func TestClusterTopology(t *testing.T) {
 	for i := range 50 { // keys in many slots
 		a.deny.Deny(fmt.Sprintf("sess_cluster%d", i))
 	}
-	eventually(t, 2*time.Second, "A to write", func() bool { return a.store.Stats().Published == 50 })
+	testwait.Eventually(t, "A to write", func() bool { return a.store.Stats().Published == 50 })
 	b := newReplica(t, url, nil)
 	b.waitSynced(t)
 	for i := range 50 {
@@ -67,7 +68,7 @@ func TestClusterTopology(t *testing.T) {
 		}
 	}
 	b.deny.Deny("sess_fromB")
-	eventually(t, 2*time.Second, "A to apply through the cluster", func() bool { return a.deny.Denied("sess_fromB") })
+	testwait.Eventually(t, "A to apply through the cluster", func() bool { return a.deny.Denied("sess_fromB") })
 }
 
 // The ACL docs/scaling.md gives is enough: a user limited to it shares
@@ -90,7 +91,7 @@ func TestDocumentedACL(t *testing.T) {
 	a.waitSynced(t)
 	b.waitSynced(t)
 	a.deny.Deny("sess_acl")
-	eventually(t, 2*time.Second, "B to apply under the ACL", func() bool { return b.deny.Denied("sess_acl") })
+	testwait.Eventually(t, "B to apply under the ACL", func() bool { return b.deny.Denied("sess_acl") })
 	clerk := &countingLookup{status: "active"}
 	for _, r := range []*replica{a, b} {
 		if st, err := r.store.StatusLookup(clerk, time.Minute).SessionStatus(context.Background(), "sess_acl2"); err != nil || st != "active" {

@@ -18,6 +18,8 @@
 // session-status-unavailable, and is never a Backend API failure: it does
 // not count toward the breaker, is not cached, and does not end a lookup
 // other requests share.
+//
+// Stable: follows semantic versioning from v1.
 package sessioncheck
 
 import (
@@ -32,6 +34,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/internal/flight"
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -329,7 +332,7 @@ func (c *checker) lookupStatus(ctx context.Context, sid string) (string, error) 
 		}
 		s.lookups.Add(1)
 		status, err := s.cached.SessionStatus(lctx, sid)
-		s.record(err)
+		s.record(lctx, err)
 		if err == nil && status == "active" {
 			// Cached before the flight ends, so no request can slip between
 			// the end of this lookup and the cache entry and start another.
@@ -356,16 +359,17 @@ func (s *Service) strictLookup(ctx context.Context, sid string, trial bool) (str
 		}
 		return "", err
 	}
-	s.record(err)
+	s.record(ctx, err)
 	return status, err
 }
 
-// record feeds the breaker. A 404 is an answer, not a failure.
-func (s *Service) record(err error) {
+// record feeds the breaker. A 404 is an answer, not a failure. ctx is the
+// lookup's: its request id goes on the breaker's lines.
+func (s *Service) record(ctx context.Context, err error) {
 	now := s.now()
 	if err == nil || errors.Is(err, ErrSessionNotFound) {
 		if s.breaker.success() {
-			s.log.Info("session status lookups recovered: circuit breaker closed")
+			s.log.Info("session status lookups recovered: circuit breaker closed", logctx.Field(ctx))
 		}
 		return
 	}
@@ -376,7 +380,7 @@ func (s *Service) record(err error) {
 		retryAfter = rl.RetryAfter
 	}
 	if opened, until := s.breaker.failure(now, retryAfter); opened {
-		s.log.Warn("session status lookups failing: circuit breaker open", zap.Time("until", until), zap.Error(err))
+		s.log.Warn("session status lookups failing: circuit breaker open", zap.Time("until", until), zap.Error(err), logctx.Field(ctx))
 	}
 }
 

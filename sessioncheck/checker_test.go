@@ -9,19 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testclock"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 )
 
-type clock struct{ ns atomic.Int64 }
+type clock = testclock.Clock
 
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return testclock.New(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)) }
 
 // fakeLookup answers from a map and counts calls; gate, when set, blocks
 // every call until closed.
@@ -31,10 +27,19 @@ type fakeLookup struct {
 	err      error
 	calls    atomic.Int64
 	gate     chan struct{}
+	// entered, when set, gets a value (if it has room) as each lookup
+	// starts.
+	entered chan struct{}
 }
 
 func (f *fakeLookup) SessionStatus(ctx context.Context, sid string) (string, error) {
 	f.calls.Add(1)
+	if f.entered != nil {
+		select {
+		case f.entered <- struct{}{}:
+		default:
+		}
+	}
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -214,7 +219,7 @@ func TestDenyListBeatsTheCache(t *testing.T) {
 func TestThousandConcurrentRequestsMakeOneLookup(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.look.gate = make(chan struct{})
+	e.look.gate, e.look.entered = make(chan struct{}), make(chan struct{}, 1)
 	c := e.checker(t, sessioncheck.Cached, sessioncheck.Deny)
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
@@ -227,9 +232,7 @@ func TestThousandConcurrentRequestsMakeOneLookup(t *testing.T) {
 	}
 	// Let the lookup finish only once it has been called; every request is
 	// either waiting on it or will hit the cache.
-	for e.look.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Receive(t, e.look.entered, "the lookup")
 	close(e.look.gate)
 	wg.Wait()
 	close(errs)
@@ -321,14 +324,12 @@ func TestRateLimitOpensTheBreakerForRetryAfter(t *testing.T) {
 func TestWaiterCancellationDoesNotFailOthers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.look.gate = make(chan struct{})
+	e.look.gate, e.look.entered = make(chan struct{}), make(chan struct{}, 1)
 	c := e.checker(t, sessioncheck.Cached, sessioncheck.Deny)
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() { first <- c.CheckSession(ctx, &middleware.Claims{SessionID: "sess_a"}) }()
-	for e.look.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Receive(t, e.look.entered, "the lookup")
 	second := make(chan error, 1)
 	go func() { second <- check(c, "sess_a") }()
 	cancel()

@@ -12,6 +12,8 @@
 // change, or an impersonation, the request's session token carries other
 // claims and gets a token of its own. Concurrent requests for one session
 // and scope share one mint.
+//
+// Experimental: may change.
 package templatetoken
 
 import (

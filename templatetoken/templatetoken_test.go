@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/templatetoken"
 )
@@ -20,10 +21,19 @@ type minter struct {
 	life  time.Duration
 	err   error
 	gate  chan struct{}
+	// entered, when set, gets a value (if it has room) as each mint
+	// starts.
+	entered chan struct{}
 }
 
 func (m *minter) CreateToken(ctx context.Context, sid, template string) (string, error) {
 	n := m.calls.Add(1)
+	if m.entered != nil {
+		select {
+		case m.entered <- struct{}{}:
+		default:
+		}
+	}
 	if m.gate != nil {
 		<-m.gate
 	}
@@ -74,7 +84,7 @@ func TestCachedUntilMarginBeforeExp(t *testing.T) {
 
 func TestOneMintPerSessionUnderConcurrency(t *testing.T) {
 	t.Parallel()
-	m := &minter{now: time.Now, life: time.Minute, gate: make(chan struct{})}
+	m := &minter{now: time.Now, life: time.Minute, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	s, _ := templatetoken.New(templatetoken.Config{Minter: m, Template: "t"})
 	var wg sync.WaitGroup
 	for i := 0; i < 500; i++ {
@@ -86,9 +96,7 @@ func TestOneMintPerSessionUnderConcurrency(t *testing.T) {
 			}
 		}()
 	}
-	for m.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Receive(t, m.entered, "the first mint")
 	close(m.gate)
 	wg.Wait()
 	if n := m.calls.Load(); n != 1 {

@@ -238,7 +238,9 @@ func TestHandlerSlowBodyIsCutOff(t *testing.T) {
 			if resp.StatusCode != http.StatusRequestTimeout {
 				t.Errorf("status %d, want 408", resp.StatusCode)
 			}
-			if took > readTimeout+2*time.Second {
+			// Generous: the bound tells the read deadline from no deadline
+			// (the reader gives up at readTimeout + 5 s).
+			if took > readTimeout+4*time.Second {
 				t.Errorf("the slow sender held the handler %s (read deadline %s)", took, readTimeout)
 			}
 			t.Logf("%s body: answered %s and disconnected after %s", tc.name, resp.Status, took.Round(time.Millisecond))

@@ -5,16 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testclock"
 	"github.com/sessiongate/sessiongate/webhook"
 )
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func newClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+func newClock() *testclock.Clock { return testclock.New(time.Unix(1_800_000_000, 0)) }
 
 // TestMemorySeenClaimsOnce: an id is new once until its TTL runs out, and
 // new again afterwards.

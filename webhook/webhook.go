@@ -11,6 +11,8 @@
 // The Handler checks everything the headers decide before it reads the
 // body, then reads at most MaxBody bytes within its ReadTimeout: a sender
 // without the secret can hold little, for little time.
+//
+// Stable: follows semantic versioning from v1.
 package webhook
 
 import (
@@ -30,6 +32,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/jsonresp"
+	"github.com/sessiongate/sessiongate/internal/logctx"
 )
 
 // Verification errors. The handler answers each with 400 and the error's
@@ -324,6 +330,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Logger
 	if log == nil {
 		log = zap.NewNop()
+	} else if id := logctx.RequestID(r.Context()); id != "" {
+		log = log.With(zap.String(logctx.FieldName, id))
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -385,7 +393,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if revokingEvents[ev.Type] {
-		if !strings.HasPrefix(ev.Data.ID, "sess_") {
+		if !clerkwire.ValidSessionID(ev.Data.ID) {
 			reply(w, http.StatusBadRequest, "bad_request", "webhook-payload-invalid")
 			return
 		}
@@ -426,9 +434,10 @@ func verifyReason(err error) string {
 	}
 }
 
+// reply acknowledges a delivery, {"ok":true}, or refuses it,
+// {"ok":false,"error":…,"reason":…}: error and reason as in sessiongate's
+// other errors, beside the documented "ok" member (docs/sessions.md).
 func reply(w http.ResponseWriter, status int, code, reason string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	body := map[string]any{"ok": status == http.StatusOK}
 	if code != "" {
 		body["error"] = code
@@ -436,9 +445,7 @@ func reply(w http.ResponseWriter, status int, code, reason string) {
 	if reason != "" {
 		body["reason"] = reason
 	}
-	b, _ := json.Marshal(body)
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	jsonresp.Write(w, status, body)
 }
 
 func sanitize(s string) string {

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"context"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testclock"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
@@ -19,22 +19,7 @@ import (
 // after a sleep. The browser keeps real time; the only cookie whose
 // lifetime matters to it, the 2-second __clerk_redirect_count, is deleted
 // by expire (as two real seconds would).
-type browserClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *browserClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *browserClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type browserClock = testclock.Clock
 
 // needBrowser returns chromium and chromedriver, or skips (fails with
 // CI=true).
@@ -65,56 +50,18 @@ type devRun struct {
 // the test ends.
 func startBrowserDev(t *testing.T, opts devOptions) *devRun {
 	t.Helper()
-	clk := &browserClock{t: time.Now()}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
-	stderr := &syncBuffer{}
-	ready := make(chan string, 1)
-	fakeCh := make(chan *clerktest.Instance, 1)
-	done := make(chan error, 1)
-	opts.Listen, opts.ClerkListen, opts.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	clk := testclock.New(time.Now())
 	opts.TokenLifetime = browserTokenLifetime
 	opts.now = clk.Now
-	opts.ready = func(o string) { ready <- o }
-	opts.onFake = func(f *clerktest.Instance) { fakeCh <- f }
-	go func() {
-		done <- devMain(ctx, opts, &stdout, stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("devMain: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("devMain did not stop within 15s")
-		}
-		if t.Failed() {
-			t.Logf("sessiongate dev stderr:\n%s", stderr.String())
-		}
-	})
-	d := &devRun{clock: clk, stderr: stderr}
-	select {
-	case d.gate = <-ready:
-	case err := <-done:
-		t.Fatalf("devMain returned early: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("devMain not ready within 30s\n%s", stderr.String())
-	}
-	d.fake = <-fakeCh
-	return d
+	d := startDevMain(t, opts)
+	return &devRun{gate: d.gate, fake: d.fake, clock: clk, stderr: d.stderr}
 }
 
 // eventually polls until ok holds, for at most 15 s: a click returns before
 // the browser has finished the navigation it starts (POST, 303, page load),
 // so one read of the URL and another of the source may see different pages.
-func eventually(ok func() bool) {
-	deadline := time.Now().Add(15 * time.Second)
-	for !ok() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // a poll with a deadline: the browser's own pace
-	}
-}
+// The caller checks the outcome.
+func eventually(ok func() bool) { testwait.Poll(15*time.Second, ok) }
 
 // expire moves the test clock past the session token's expiry and the
 // Gate's clock skew, and drops the page's redirect counter.

@@ -14,6 +14,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // satelliteHost is the satellite domain's loopback host: another host than
@@ -156,11 +157,5 @@ func startSatelliteGate(t *testing.T, d *devRun, ln net.Listener, sat *clerktest
 			t.Error("the satellite gate did not stop within 15s")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !a.Ready() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // a poll with a deadline: keys load in the background
-	}
-	if !a.Ready() {
-		t.Fatal("the satellite gate did not load the fake's keys")
-	}
+	testwait.Eventually(t, "the satellite gate to load the fake's keys", a.Ready)
 }

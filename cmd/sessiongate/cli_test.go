@@ -18,6 +18,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // TestEveryCommandHelp: `--help` and `-h` on every command describe its
@@ -227,13 +228,7 @@ func TestDevPrintsServeSettings(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !a.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("the serve built from the printed settings never loaded the fake's keys")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Eventually(t, "the serve built from the printed settings to load the fake's keys", a.Ready)
 	resp, body := send(t, client(nil, false), "GET", "http://"+pl.Addr().String()+"/hello", nil, map[string]string{"Authorization": auth})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "user_") {
 		t.Fatalf("the banner's token through serve: %d %s", resp.StatusCode, body)

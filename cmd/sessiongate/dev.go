@@ -22,6 +22,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 )
 
 // DevSecretKey is the Backend API secret key of the fake Clerk instance that
@@ -172,10 +173,7 @@ func checkLoopbackAddr(addr string) error {
 	if err != nil {
 		return err
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !netutil.IsLoopbackHost(host) {
 		return errors.New("dev mode listens on loopback only (127.0.0.1, ::1 or localhost)")
 	}
 	return nil

@@ -2,53 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sessiongate/sessiongate/clerktest"
 )
 
 // `sessiongate dev --instance development`: the fake is a development
 // instance with the sk_test_ dev key, which the banner prints (with the
 // `dev token` flag it needs), and its tokens pass the gate.
 func TestDevDevelopmentInstance(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	ready := make(chan string, 1)
-	fakeCh := make(chan *clerktest.Instance, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devMain(ctx, devOptions{
-			Listen: "127.0.0.1:0", ClerkListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
-			TokenLifetime: time.Hour, Instance: instanceDevelopment,
-			ready:  func(o string) { ready <- o },
-			onFake: func(f *clerktest.Instance) { fakeCh <- f },
-		}, &stdout, &stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("devMain: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("devMain did not stop within 15s")
-		}
-	})
-	var gate string
-	select {
-	case gate = <-ready:
-	case err := <-done:
-		t.Fatalf("devMain returned early: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("devMain not ready within 30s\n%s", stderr.String())
-	}
-	fake := <-fakeCh
+	d := startDevMain(t, devOptions{TokenLifetime: time.Hour, Instance: instanceDevelopment})
+	gate, fake, stdout, stderr := d.gate, d.fake, d.stdout, d.stderr
 	if !fake.Development() || !strings.HasPrefix(fake.PublishableKey(), "pk_test_") || fake.SecretKey() != DevTestSecretKey {
 		t.Fatalf("fake: development %v, %s", fake.Development(), fake.PublishableKey())
 	}

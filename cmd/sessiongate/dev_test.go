@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -36,24 +39,25 @@ func (s *syncBuffer) String() string {
 
 // devInstance is a running devMain.
 type devInstance struct {
-	gate, clerk    string
+	gate, clerk    string // the gate's URL; the fake's, read from the banner
+	fake           *clerktest.Instance
 	stdout, stderr *syncBuffer
 }
 
-// startDev runs devMain on free ports until the test ends.
-func startDev(t *testing.T) *devInstance {
+// startDevMain runs devMain with opts on loopback ports the listeners pick
+// themselves ("127.0.0.1:0") until the test ends, and returns once it is
+// ready. Its stderr is logged when the test fails.
+func startDevMain(t *testing.T, opts devOptions) *devInstance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &devInstance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ready := make(chan string, 1)
+	fakeCh := make(chan *clerktest.Instance, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- devMain(ctx, devOptions{
-			Listen: "127.0.0.1:0", ClerkListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
-			TokenLifetime: time.Hour,
-			ready:         func(o string) { ready <- o },
-		}, d.stdout, d.stderr)
-	}()
+	opts.Listen, opts.ClerkListen, opts.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	opts.ready = func(o string) { ready <- o }
+	opts.onFake = func(f *clerktest.Instance) { fakeCh <- f }
+	go func() { done <- devMain(ctx, opts, d.stdout, d.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -61,8 +65,11 @@ func startDev(t *testing.T) *devInstance {
 			if err != nil {
 				t.Errorf("devMain: %v", err)
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("devMain did not stop within 15s")
+		case <-time.After(testwait.Generous):
+			t.Errorf("devMain did not stop within %v", testwait.Generous)
+		}
+		if t.Failed() {
+			t.Logf("sessiongate dev stderr:\n%s", d.stderr)
 		}
 	})
 	select {
@@ -72,6 +79,15 @@ func startDev(t *testing.T) *devInstance {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("devMain not ready within 30s\nstderr:\n%s", d.stderr)
 	}
+	d.fake = <-fakeCh
+	return d
+}
+
+// startDev runs a production `sessiongate dev` with hour-long tokens, and
+// reads the fake's URL from the banner.
+func startDev(t *testing.T) *devInstance {
+	t.Helper()
+	d := startDevMain(t, devOptions{TokenLifetime: time.Hour})
 	m := regexp.MustCompile(`fake Clerk\s+(http://\S+)`).FindStringSubmatch(d.stdout.String())
 	if m == nil {
 		t.Fatalf("no fake Clerk URL in the banner:\n%s", d.stdout)
@@ -312,14 +328,6 @@ func TestRunDevUsageAndPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -333,7 +341,7 @@ func TestRunDevUsageAndPortTaken(t *testing.T) {
 		{"unknown instance kind", []string{"--instance", "staging"}, 2, "--instance \"staging\": must be production or development"},
 		{"listen taken", []string{"--listen", taken.Addr().String(), "--clerk-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, 1, "--listen " + taken.Addr().String()},
 		{"admin taken", []string{"--listen", "127.0.0.1:0", "--clerk-listen", "127.0.0.1:0", "--admin-listen", taken.Addr().String()}, 1, "--admin-listen"},
-		{"clerk taken", []string{"--listen", "127.0.0.1:0", "--clerk-listen", taken.Addr().String(), "--admin-listen", free()}, 1, "--clerk-listen"},
+		{"clerk taken", []string{"--listen", "127.0.0.1:0", "--clerk-listen", taken.Addr().String(), "--admin-listen", "127.0.0.1:0"}, 1, "--clerk-listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -12,6 +12,8 @@
 //
 // Exit codes: 0 success, 1 failure (bad config, invalid token, runtime
 // error), 2 usage error.
+//
+// Stable: follows semantic versioning from v1 (commands, flags, exit codes).
 package main
 
 import (

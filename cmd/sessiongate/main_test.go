@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // binary is the sessiongate binary built once for the tests that run the
@@ -40,6 +41,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freeAddr picks a loopback address for the binary, which takes addresses,
+// not listeners: another process could in principle take the port before
+// the binary binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -57,22 +61,28 @@ func command(ctx context.Context, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// waitHTTP polls url until it answers want.
 func waitHTTP(t *testing.T, url string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testwait.Until(t, 15*time.Second, fmt.Sprintf("%s to answer %d", url, want), func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered %d", url, want)
-		}
-		time.Sleep(25 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == want
+	})
+}
+
+// refused reports whether a connection to addr is refused (or not
+// accepted within 200 ms).
+func refused(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return true
 	}
+	c.Close()
+	return false
 }
 
 func TestBinarySIGTERMDrainsInFlightRequests(t *testing.T) {
@@ -127,18 +137,7 @@ func TestBinarySIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Shutdown has begun once new connections are refused.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the proxy still accepts connections after SIGTERM")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Eventually(t, "the proxy to refuse connections after SIGTERM", func() bool { return refused(listen) })
 	release <- struct{}{} // let the in-flight handler finish
 	r := <-got
 	if r.err != nil || r.status != 200 || r.body != "done for user_drain" {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/internal/testcert"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // opsBinary is `sessiongate serve --config FILE` running for one test.
@@ -100,18 +101,23 @@ func (b *opsBinary) signal(t *testing.T, sig os.Signal) {
 // waitFor polls cond for 15 s; the binary must stay up meanwhile.
 func (b *opsBinary) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
+	var exitErr error
+	exited := false
+	ok := testwait.Poll(15*time.Second, func() bool {
 		select {
-		case err := <-b.cmd.exited:
-			b.cmd.exited <- err
-			t.Fatalf("serve exited (%v) while waiting until %s\n%s", err, what, b.stderr.String())
+		case exitErr = <-b.cmd.exited:
+			b.cmd.exited <- exitErr
+			exited = true
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s\n%s", what, b.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return cond()
+	})
+	switch {
+	case exited:
+		t.Fatalf("serve exited (%v) while waiting until %s\n%s", exitErr, what, b.stderr.String())
+	case !ok:
+		t.Fatalf("timed out waiting until %s\n%s", what, b.stderr.String())
 	}
 }
 

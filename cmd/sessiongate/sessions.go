@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerkapi"
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
 const sessionsUsage = `usage: sessiongate sessions COMMAND [flags] [args]
@@ -62,8 +62,6 @@ const (
 	exitAPI   = 1
 	exitUsage = 2
 )
-
-var cliSessionID = regexp.MustCompile(`^sess_[A-Za-z0-9]{1,64}$`)
 
 // runSessions is `sessiongate sessions …`.
 func runSessions(args []string, stdout, stderr io.Writer) int {
@@ -137,7 +135,7 @@ func (c *sessionsCmd) usagef(format string, a ...any) int {
 }
 
 func (c *sessionsCmd) checkSID(sid string) *int {
-	if !cliSessionID.MatchString(sid) {
+	if !clerkwire.ValidSessionID(sid) {
 		code := c.usagef("%q is not a session id (sess_…)", sid)
 		return &code
 	}

@@ -12,13 +12,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // cliEnv is an environment for sessionsMain.
@@ -283,7 +283,7 @@ func (f *fakeAdmin) start(t *testing.T) string {
 				"denied_until": "2030-01-01T00:00:00Z", "clerk": clerk, "status": "revoked"})
 		case 401:
 			w.WriteHeader(401)
-			_, _ = io.WriteString(w, `{"status":"unauthenticated","message":"the admin token is missing or wrong"}`)
+			_, _ = io.WriteString(w, `{"error":"unauthenticated","message":"the admin token is missing or wrong"}`)
 		default:
 			w.WriteHeader(status)
 			_ = json.NewEncoder(w).Encode(map[string]any{"session_id": "x", "denied_locally": true, "denied_until": "2030-01-01T00:00:00Z",
@@ -436,13 +436,7 @@ func TestSessionsRevokeEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for code, _ := get(); code != 200; code, _ = get() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the proxy never let the token through: %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Eventually(t, "the proxy to let the token through", func() bool { code, _ := get(); return code == 200 })
 
 	env := fakeEnv(inst)
 	runCLI(t, env, "revoke", sid, "--admin", adminURL).want(t, 1) // no admin token: 401

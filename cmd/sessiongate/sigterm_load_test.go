@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // TestBinarySIGTERMUnderLoad: the real binary serving 50 concurrent,
@@ -35,22 +35,17 @@ func TestBinarySIGTERMUnderLoad(t *testing.T) {
 	)
 	inst := clerktest.Start(t, clerktest.Options{})
 	var entered atomic.Int64
+	allIn := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered.Add(1)
-		time.Sleep(work)
+		if entered.Add(1) == concurrent {
+			close(allIn)
+		}
+		time.Sleep(work) // the upstream's work, which the drain must wait for
 		fmt.Fprintf(w, "done for %s", r.Header.Get("X-Sessiongate-User-Id"))
 	}))
 	defer up.Close()
 
-	addr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	listen, admin := addr(), addr()
+	listen, admin := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
 	cfgFile := dir + "/sessiongate.yaml"
 	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("server:\n  shutdown_timeout: %s\n", drain)), 0o600); err != nil {
@@ -71,20 +66,7 @@ func TestBinarySIGTERMUnderLoad(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready:\n%s", stderr.String())
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	waitHTTP(t, "http://"+admin+"/readyz", 200)
 
 	tok := inst.MustMint(t, clerktest.WithUser("user_load"), clerktest.WithLifetime(5*time.Minute))
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: concurrent, MaxIdleConnsPerHost: concurrent}, Timeout: 60 * time.Second}
@@ -112,30 +94,19 @@ func TestBinarySIGTERMUnderLoad(t *testing.T) {
 		}(i)
 	}
 	// SIGTERM once every request is inside the upstream.
-	deadline = time.Now().Add(20 * time.Second)
-	for entered.Load() < concurrent {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d requests reached the upstream", entered.Load(), concurrent)
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-allIn:
+	case <-time.After(testwait.Generous):
+		t.Fatalf("only %d of %d requests reached the upstream", entered.Load(), concurrent)
 	}
 	sigterm := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// New connections are refused promptly, not accepted and left waiting.
-	refusedBy := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(refusedBy) {
-			t.Fatal("the proxy still accepts connections 5 s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The bound is generous: it tells "refused" from "accepted and left
+	// waiting until the drain ends" (10 s).
+	testwait.Until(t, 5*time.Second, "the proxy to refuse connections after SIGTERM", func() bool { return refused(listen) })
 	wg.Wait()
 	for i, r := range results {
 		if r.err != nil || r.status != 200 || r.body != "done for user_load" {

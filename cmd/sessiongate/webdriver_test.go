@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // webElementKey is the W3C web element identifier.
@@ -64,6 +66,10 @@ type webDriver struct {
 // chromium session with a throw-away profile. Both end with the test.
 func startBrowser(t *testing.T, chromium, driver string) *webDriver {
 	t.Helper()
+	// The profile directory first: its removal, a cleanup, then runs after
+	// the one below that ends the browser, not while chromium still
+	// writes to it.
+	profile := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -89,19 +95,13 @@ func startBrowser(t *testing.T, chromium, driver string) *webDriver {
 			t.Logf("chromedriver output:\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	// chromedriver announces nothing: its /status is polled.
+	testwait.Until(t, 20*time.Second, "chromedriver to be ready", func() bool {
 		var st struct {
 			Ready bool `json:"ready"`
 		}
-		if err := wd.call("GET", "/status", nil, &st); err == nil && st.Ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chromedriver not ready within 20s:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return wd.call("GET", "/status", nil, &st) == nil && st.Ready
+	})
 	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
 		"browserName":      "chrome",
 		"pageLoadStrategy": "normal",
@@ -110,7 +110,7 @@ func startBrowser(t *testing.T, chromium, driver string) *webDriver {
 			"args": []string{
 				"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 				"--disable-background-networking", "--disable-component-update", "--disable-sync",
-				"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(),
+				"--disable-dev-shm-usage", "--user-data-dir=" + profile,
 			},
 		},
 	}}}

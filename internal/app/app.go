@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,12 +20,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
+	"github.com/sessiongate/sessiongate/internal/jsonresp"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
@@ -101,7 +102,8 @@ type App struct {
 	transport http.RoundTripper     // to the upstreams, shared by every front
 	webhooks  http.Handler          // nil without clerk.webhook_secret
 	reload    reloader
-	certs     *certReloader // nil without tls (tls.go)
+	certs     *certReloader            // nil without tls (tls.go)
+	tp        *sdktrace.TracerProvider // nil: tracing off (tracing.go)
 
 	closeOnce sync.Once
 }
@@ -131,6 +133,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if a.reservedReadTimeout <= 0 {
 		a.reservedReadTimeout = defaultReservedReadTimeout
 	}
+	// First: the key source fetches at once, in a span.
+	if err := a.setupTracing(cfg, os.Getenv); err != nil { // tracing.go
+		return nil, err
+	}
 
 	switch kind, u := cfg.KeySource(); kind {
 	case "static":
@@ -148,6 +154,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			MaxStale:           cfg.JWKS.MaxStale.D(),
 			Now:                opts.Now,
 			Logger:             log.Named("jwks"),
+			TracerProvider:     a.tracerProvider(),
 		}
 		if cfg.UsesSecretForJWKS() {
 			rc.SecretKey = cfg.Clerk.SecretKey.Reveal()
@@ -256,6 +263,8 @@ func (a *App) buildProxy(cfg *config.Config) (*proxy.Proxy, error) {
 		Logger:       a.log.Named("proxy"),
 		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
 		Connections:  a.conns,
+		// Built once from tracing.* (not reloadable): tracing.go.
+		TracerProvider: a.tracerProvider(),
 		// Built once from clerk.* (not reloadable): frontendapi.go.
 		FrontendAPI: a.fapi,
 		SignInSync:  a.satellite,
@@ -382,6 +391,7 @@ func (a *App) Close() {
 		}
 		a.closeRedis()
 		a.closeConnections() // conns.go
+		a.shutdownTracing()  // the last spans, after every request (tracing.go)
 	})
 }
 
@@ -431,16 +441,21 @@ func (a *App) adminHandler() http.Handler {
 	return mux
 }
 
+// writeStatus answers a probe: {"status":"ok"}, {"status":"ready"}, or
+// {"status":"unavailable","message":…}.
 func writeStatus(w http.ResponseWriter, status int, s, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	body := map[string]string{"status": s}
 	if msg != "" {
 		body["message"] = msg
 	}
-	b, _ := json.Marshal(body)
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	jsonresp.Write(w, status, body)
+}
+
+// writeAdminError answers a refused admin request in the body shape of
+// every sessiongate error, without a reason code:
+// {"error":"unauthenticated","message":…}.
+func writeAdminError(w http.ResponseWriter, status int, code, msg string) {
+	jsonresp.Write(w, status, jsonresp.ErrorBody{Error: code, Message: msg})
 }
 
 // Run listens on the configured addresses and serves until ctx is done,

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,23 +18,8 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
-
-var (
-	keyOnce sync.Once
-	key     *clerktest.SigningKey
-)
-
-func signingKey(tb testing.TB) *clerktest.SigningKey {
-	keyOnce.Do(func() {
-		k, err := clerktest.NewSigningKey("ins_apptest", "RS256")
-		if err != nil {
-			panic(err)
-		}
-		key = k
-	})
-	return key
-}
 
 // settable clock for max_stale.
 type clock struct{ off atomic.Int64 }
@@ -45,14 +28,11 @@ func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c
 func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 type harness struct {
-	inst     *clerktest.Instance
-	app      *app.App
-	proxyURL string
-	adminURL string
-	logs     *observer.ObservedLogs
-	cancel   context.CancelFunc
-	done     chan error
-	clk      *clock
+	*serving
+	inst *clerktest.Instance
+	app  *app.App
+	logs *observer.ObservedLogs
+	clk  *clock
 }
 
 func upstream(t *testing.T, h http.HandlerFunc) string {
@@ -70,14 +50,8 @@ func upstream(t *testing.T, h http.HandlerFunc) string {
 func start(t *testing.T, mutate func(*config.Config, *clerktest.Instance), up http.HandlerFunc) *harness {
 	t.Helper()
 	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
-	cfg := config.Defaults()
-	cfg.Clerk.Issuer = inst.Issuer()
-	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
-	cfg.Clerk.APIURL = inst.APIURL()
+	cfg := baseConfig(inst)
 	cfg.Upstream = upstream(t, up)
-	cfg.JWKS.MinRefreshInterval = config.Duration(10 * time.Millisecond)
-	cfg.JWKS.RefreshInterval = config.Duration(time.Hour)
-	cfg.Server.ShutdownTimeout = config.Duration(5 * time.Second)
 	if mutate != nil {
 		mutate(&cfg, inst)
 	}
@@ -88,36 +62,12 @@ func start(t *testing.T, mutate func(*config.Config, *clerktest.Instance), up ht
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl, _ := net.Listen("tcp", "127.0.0.1:0")
-	al, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{inst: inst, app: a, proxyURL: "http://" + pl.Addr().String(), adminURL: "http://" + al.Addr().String(),
-		logs: logs, cancel: cancel, done: make(chan error, 1), clk: clk}
-	go func() { h.done <- a.Serve(ctx, pl, al) }()
-	t.Cleanup(func() {
-		cancel()
-		<-h.done
-		a.Close()
-	})
-	return h
+	return &harness{serving: serve(t, a), inst: inst, app: a, logs: logs, clk: clk}
 }
 
 func (h *harness) waitReady(t *testing.T, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(h.adminURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never answered %d", want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, h.adminURL, want)
 }
 
 func getWith(t *testing.T, url, token string) (*http.Response, string) {
@@ -330,18 +280,14 @@ func TestGracefulDrain(t *testing.T) {
 	<-entered
 	h.cancel() // what SIGTERM does in the binary
 	// New connections are refused once the listener is closed.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", strings.TrimPrefix(h.proxyURL, "http://"), 200*time.Millisecond)
+	testwait.Eventually(t, "the proxy listener to refuse connections once shutdown began", func() bool {
+		c, err := net.DialTimeout("tcp", h.proxyAddr, 200*time.Millisecond)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting connections after shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	close(release)
 	r := <-got
 	if r.err != nil || r.status != 200 || r.body != "finished" {

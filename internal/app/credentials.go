@@ -56,7 +56,7 @@ func requireBearer(next http.Handler, msg string, tokens ...string) http.Handler
 		// configured (non-empty) token matches.
 		if ok != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiongate-admin"`)
-			writeStatus(w, http.StatusUnauthorized, "unauthenticated", msg)
+			writeAdminError(w, http.StatusUnauthorized, "unauthenticated", msg)
 			return
 		}
 		next.ServeHTTP(w, r)

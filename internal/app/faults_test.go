@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // Fault injection on loopback. Each test states the behaviour it expects
@@ -90,7 +90,7 @@ func TestJWKSFailingAtStartup(t *testing.T) {
 	for _, f := range jwksFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			inst := clerktest.Start(t, clerktest.Options{SigningKey: hzSigningKey()})
+			inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
 			tok := inst.MustMint(t)
 			h := hzStart(t, hzOptions{clerk: inst, httpClient: clerkClient(), beforeStart: f.apply,
 				config: func(c *config.Config, _ *clerktest.Instance) {
@@ -124,14 +124,14 @@ func TestJWKSFailingAtStartup(t *testing.T) {
 // min_refresh_interval, so a flood of them costs Clerk nothing more.
 func TestJWKSWithoutTheCurrentKidAtStartup(t *testing.T) {
 	t.Parallel()
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: hzSigningKey()})
+	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
 	other, err := clerktest.NewSigningKey("ins_other_published", "RS256")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := hzStart(t, hzOptions{clerk: inst, httpClient: clerkClient(), beforeStart: func(i *clerktest.Instance) {
 		i.PublishKey(other)
-		i.RemoveKey(hzSigningKey().ID) // Mint keeps signing with it
+		i.RemoveKey(signingKey(t).ID) // Mint keeps signing with it
 	}, config: func(c *config.Config, _ *clerktest.Instance) {
 		c.JWKS.MinRefreshInterval = config.Duration(time.Hour)
 	}})
@@ -165,7 +165,8 @@ func TestJWKSFailingAfterStartup(t *testing.T) {
 	for _, f := range jwksFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			h := hzStart(t, hzOptions{httpClient: clerkClient()})
+			clk := &clock{} // the gate's: moved past min_refresh_interval by the test
+			h := hzStart(t, hzOptions{httpClient: clerkClient(), now: clk.Now})
 			h.waitReady(t, 200)
 			if r := h.timed(t, "before the fault", "/x", h.inst.MustMint(t), clerkTimeout); r.Status != 200 {
 				t.Fatalf("before the fault: %d", r.Status)
@@ -176,7 +177,7 @@ func TestJWKSFailingAfterStartup(t *testing.T) {
 				if r.Status != 401 || r.reason() != "jwk-kid-mismatch" {
 					t.Fatalf("unknown kid during the fault: %d %q", r.Status, r.reason())
 				}
-				time.Sleep(20 * time.Millisecond) // past min_refresh_interval: each one refetches
+				clk.Advance(time.Second) // past min_refresh_interval: each one refetches
 				// A fresh token (no verified-token cache hit) of the known kid.
 				if r := h.timed(t, "known kid during the fault", "/x", h.inst.MustMint(t), clerkTimeout); r.Status != 200 {
 					t.Fatalf("known kid during the fault: %d %q", r.Status, r.reason())
@@ -200,7 +201,7 @@ func TestJWKSFailingAfterStartup(t *testing.T) {
 // jwk-kid-mismatch.
 func TestJWKSRotationAfterStartup(t *testing.T) {
 	t.Parallel()
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: hzSigningKey()})
+	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
 	h := hzStart(t, hzOptions{clerk: inst, httpClient: clerkClient()})
 	h.waitReady(t, 200)
 	old := inst.MustMint(t)
@@ -211,7 +212,7 @@ func TestJWKSRotationAfterStartup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst.RemoveKey(hzSigningKey().ID)
+	inst.RemoveKey(signingKey(t).ID)
 	// The first token of the new kid is unknown: one refetch loads the new set.
 	if r := h.timed(t, "new key", "/x", inst.MustMint(t, clerktest.WithSigningKey(newKey)), clerkTimeout); r.Status != 200 {
 		t.Fatalf("new key after rotation: %d %q", r.Status, r.reason())
@@ -446,12 +447,12 @@ func TestUpstreamSlowBody(t *testing.T) {
 		switch r.URL.Path {
 		case "/trickle":
 			for i := 0; i < 3; i++ {
-				time.Sleep(upstreamTimeout)
+				time.Sleep(upstreamTimeout) // a body slower than the timeout is the behaviour under test
 				fmt.Fprintf(w, "part%d;", i)
 				http.NewResponseController(w).Flush()
 			}
 		case "/abandon":
-			time.Sleep(upstreamTimeout)
+			time.Sleep(upstreamTimeout) // the upstream's pause before it abandons the body, under test
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				if tc, ok := conn.(*net.TCPConn); ok {
@@ -488,12 +489,16 @@ func TestUpstreamSlowBody(t *testing.T) {
 // and every goroutine they caused ends: runtime.NumGoroutine returns to the
 // baseline within a few seconds.
 func TestClientDisconnectDoesNotLeak(t *testing.T) {
+	const clients = 25
 	var entered, cancelled atomic.Int64
+	allIn := make(chan struct{}) // closed when every client's request is in the upstream
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/warm" {
 			return
 		}
-		entered.Add(1)
+		if entered.Add(1) == clients {
+			close(allIn)
+		}
 		select {
 		case <-r.Context().Done():
 			cancelled.Add(1)
@@ -507,9 +512,8 @@ func TestClientDisconnectDoesNotLeak(t *testing.T) {
 	if r := h.do(t, client, "GET", "/warm", tok); r.Status != 200 {
 		t.Fatalf("warm-up: %d", r.Status)
 	}
-	baseline := settledGoroutines()
+	baseline := testwait.SettledGoroutines()
 
-	const clients = 25
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
@@ -520,9 +524,9 @@ func TestClientDisconnectDoesNotLeak(t *testing.T) {
 			req, _ := http.NewRequestWithContext(ctx, "GET", h.proxyURL+"/slow", nil)
 			req.Header.Set("Authorization", "Bearer "+tok)
 			go func() {
-				deadline := time.Now().Add(10 * time.Second)
-				for entered.Load() < clients && time.Now().Before(deadline) {
-					time.Sleep(5 * time.Millisecond)
+				select {
+				case <-allIn:
+				case <-time.After(testwait.Generous): // checked below
 				}
 				cancel() // the client goes away mid-request
 			}()
@@ -533,40 +537,11 @@ func TestClientDisconnectDoesNotLeak(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for cancelled.Load() < clients && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Poll(testwait.Generous, func() bool { return cancelled.Load() >= clients })
 	if entered.Load() != clients || cancelled.Load() != clients {
 		t.Fatalf("upstream requests entered %d, cancelled %d, want %d each", entered.Load(), cancelled.Load(), clients)
 	}
 	client.CloseIdleConnections()
-	var n int
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		n = runtime.NumGoroutine()
-		if n <= baseline+3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n > baseline+3 {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("goroutines %d, baseline %d: leak after %d client disconnects\n%s", n, baseline, clients, buf[:runtime.Stack(buf, true)])
-	}
+	n := testwait.GoroutinesAtMost(t, baseline+3, fmt.Sprintf("baseline %d: leak after %d client disconnects", baseline, clients))
 	t.Logf("goroutines: baseline %d, after %d disconnects %d", baseline, clients, n)
-}
-
-// settledGoroutines waits for the goroutine count to stop moving.
-func settledGoroutines() int {
-	prev := runtime.NumGoroutine()
-	for i := 0; i < 20; i++ {
-		time.Sleep(25 * time.Millisecond)
-		n := runtime.NumGoroutine()
-		if n == prev {
-			return n
-		}
-		prev = n
-	}
-	return prev
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // newClerkApp builds an App in front of a recording upstream, against the
@@ -38,11 +39,7 @@ func newClerkApp(t *testing.T, inst *clerktest.Instance, clk *clock, mutate func
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("keys never loaded")
-		}
-	}
+	testwait.Eventually(t, "the keys to load", a.Ready)
 	return a
 }
 

@@ -3,10 +3,10 @@ package app
 import (
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
@@ -60,10 +60,10 @@ func refuseBrowsers(next http.Handler) http.Handler {
 		site := r.Header.Get("Sec-Fetch-Site")
 		switch {
 		case len(r.Header.Values("Origin")) > 0, site != "" && site != "none":
-			writeStatus(w, http.StatusForbidden, "forbidden",
+			writeAdminError(w, http.StatusForbidden, "forbidden",
 				"browser requests are refused by an admin listener without admin_token")
 		case r.Host != "" && !loopbackHost(r.Host):
-			writeStatus(w, http.StatusForbidden, "forbidden",
+			writeAdminError(w, http.StatusForbidden, "forbidden",
 				"an admin listener without admin_token answers only requests for a loopback host (localhost, 127.0.0.1, [::1])")
 		default:
 			next.ServeHTTP(w, r)
@@ -81,12 +81,6 @@ func loopbackHost(hostport string) bool {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
 	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return netutil.IsLoopbackHost(host)
 }

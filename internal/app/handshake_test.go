@@ -18,6 +18,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // browser is an HTTP client with a cookie jar that sends a navigation's
@@ -114,11 +115,7 @@ func TestHandshakeEndToEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, pl, nil) }()
 	t.Cleanup(func() { cancel(); <-done; a.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("keys never loaded")
-		}
-	}
+	testwait.Eventually(t, "the keys to load", a.Ready)
 
 	b := newBrowser(t)
 	page := gateURL + "/page?x=1"

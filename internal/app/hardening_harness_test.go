@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,24 +23,9 @@ import (
 )
 
 // The harness of the hardening tests (hostile_http_test.go, faults_test.go,
-// secrets_test.go): the pattern of app_test.go's start, kept separate so
-// these files do not depend on helpers other tests may change.
-
-var (
-	hzKeyOnce sync.Once
-	hzKey     *clerktest.SigningKey
-)
-
-func hzSigningKey() *clerktest.SigningKey {
-	hzKeyOnce.Do(func() {
-		k, err := clerktest.NewSigningKey("ins_hardening", "RS256")
-		if err != nil {
-			panic(err)
-		}
-		hzKey = k
-	})
-	return hzKey
-}
+// secrets_test.go): an upstream that records what reaches it, Clerk and
+// transport faults, and raw HTTP/1.1 exchanges, on the shared pieces of
+// harness_test.go.
 
 // hzRecorder is an upstream that records the requests it receives.
 type hzRecorder struct {
@@ -97,28 +81,26 @@ type hzOptions struct {
 	logger *zap.Logger
 	// reservedReadTimeout is app.Options.ReservedReadTimeout.
 	reservedReadTimeout time.Duration
+	// now is app.Options.Now. Nil: real time.
+	now func() time.Time
 }
 
 type hzApp struct {
-	inst      *clerktest.Instance
-	app       *app.App
-	up        *hzRecorder
-	upURL     string
-	proxyAddr string
-	proxyURL  string
-	adminURL  string
-	logs      *observer.ObservedLogs
-	cancel    context.CancelFunc
-	done      chan error
+	*serving
+	inst  *clerktest.Instance
+	app   *app.App
+	up    *hzRecorder
+	upURL string
+	logs  *observer.ObservedLogs
 }
 
 func hzStart(t *testing.T, o hzOptions) *hzApp {
 	t.Helper()
 	inst := o.clerk
 	if inst == nil {
-		inst = clerktest.Start(t, clerktest.Options{SigningKey: hzSigningKey()})
+		inst = clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
 	}
-	h := &hzApp{inst: inst, up: &hzRecorder{}, done: make(chan error, 1)}
+	h := &hzApp{inst: inst, up: &hzRecorder{}}
 	var handler http.Handler = h.up
 	if o.upstream != nil {
 		handler = o.upstream
@@ -131,14 +113,8 @@ func hzStart(t *testing.T, o hzOptions) *hzApp {
 	if o.beforeStart != nil {
 		o.beforeStart(inst)
 	}
-	cfg := config.Defaults()
-	cfg.Clerk.Issuer = inst.Issuer()
-	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
-	cfg.Clerk.APIURL = inst.APIURL()
+	cfg := baseConfig(inst)
 	cfg.Upstream = srv.URL
-	cfg.JWKS.MinRefreshInterval = config.Duration(10 * time.Millisecond)
-	cfg.JWKS.RefreshInterval = config.Duration(time.Hour)
-	cfg.Server.ShutdownTimeout = config.Duration(5 * time.Second)
 	if o.config != nil {
 		o.config(&cfg, inst)
 	}
@@ -149,52 +125,18 @@ func hzStart(t *testing.T, o hzOptions) *hzApp {
 	if o.logger != nil {
 		logger = o.logger
 	}
-	a, err := app.New(&cfg, app.Options{Logger: logger, Transport: o.transport, HTTPClient: o.httpClient, ReservedReadTimeout: o.reservedReadTimeout})
+	a, err := app.New(&cfg, app.Options{Logger: logger, Transport: o.transport, HTTPClient: o.httpClient, ReservedReadTimeout: o.reservedReadTimeout, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.app = a
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	al, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.proxyAddr = pl.Addr().String()
-	h.proxyURL, h.adminURL = "http://"+h.proxyAddr, "http://"+al.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- a.Serve(ctx, pl, al) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-h.done:
-		case <-time.After(15 * time.Second):
-			t.Error("Serve did not return within 15 s of cancel")
-		}
-		a.Close()
-	})
+	h.serving = serve(t, a)
 	return h
 }
 
 func (h *hzApp) waitReady(t *testing.T, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(h.adminURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never answered %d", want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, h.adminURL, want)
 }
 
 // hzResult is a response read whole.

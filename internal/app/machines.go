@@ -26,9 +26,10 @@ func (a *App) setupMachines(cfg *config.Config, opts Options) error {
 			HTTPClient: opts.HTTPClient,
 			// A verification is on a request's path: no retry; the
 			// caller gets 503 with Retry-After and may retry itself.
-			MaxRetries: -1,
-			Logger:     a.log.Named("clerkapi"),
-			OnResponse: a.metrics.backendCounter(),
+			MaxRetries:     -1,
+			Logger:         a.log.Named("clerkapi"),
+			TracerProvider: a.tracerProvider(),
+			OnResponse:     a.metrics.backendCounter(),
 		})
 	}
 	api, err := newClient(sk)

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
 	"github.com/sessiongate/sessiongate/internal/redistest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // BenchmarkVerifyWithDenyList is the request path's verification (cached
@@ -45,24 +46,16 @@ func BenchmarkVerifyWithDenyList(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer a.Close()
-			for deadline := time.Now().Add(10 * time.Second); !a.Ready(); {
-				if time.Now().After(deadline) {
-					b.Fatal("never ready")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testwait.Eventually(b, "the keys to load", a.Ready)
 			admin := a.AdminHandler()
 			for i := range 10_000 {
 				req, _ := http.NewRequest("POST", fmt.Sprintf("/sessions/sess_revoked%d/revoke", i), nil)
 				admin.ServeHTTP(discard{}, req)
 			}
 			if store == "redis" { // the writes to Redis are asynchronous: let them finish first
-				for deadline := time.Now().Add(20 * time.Second); metricValue(admin, "sessiongate_redis_revocations_published_total") < 10_000; {
-					if time.Now().After(deadline) {
-						b.Fatal("the revocations were not all written to Redis")
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				testwait.Until(b, 20*time.Second, "the revocations to be written to Redis", func() bool {
+					return metricValue(admin, "sessiongate_redis_revocations_published_total") >= 10_000
+				})
 			}
 			gate := a.Gate()
 			ctx := context.Background()
@@ -137,7 +130,7 @@ func TestMeasureSharedCacheBackendCalls(t *testing.T) {
 		// Paced by the clock with catch-up (a busy machine delays batches
 		// but does not drop them): the same requests in both runs.
 		for i, batch := 0, 0; batch < int(duration/(10*time.Millisecond)); batch++ {
-			time.Sleep(time.Until(start.Add(time.Duration(batch) * 10 * time.Millisecond)))
+			time.Sleep(time.Until(start.Add(time.Duration(batch) * 10 * time.Millisecond))) // the load's pace is what is measured
 			for range rate / 100 {
 				n := i
 				i++

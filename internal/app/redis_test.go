@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,12 +18,13 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
 	"github.com/sessiongate/sessiongate/internal/redistest"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // propagationBound is how long a revocation may take to reach another
 // replica in these tests (measured: well under a millisecond on loopback;
 // docs/scaling.md).
-const propagationBound = 2 * time.Second
+const propagationBound = 5 * time.Second
 
 // replica is one sessiongate process of a scaled-out deployment: its own
 // App and listeners, sharing a fake Clerk instance and a Redis with the
@@ -40,13 +40,8 @@ type replica struct {
 // status (cached mode).
 func startReplica(t *testing.T, inst *clerktest.Instance, redisURL string, mutate func(*config.Config)) *replica {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.Clerk.Issuer = inst.Issuer()
-	cfg.Clerk.SecretKey = config.Secret(inst.SecretKey())
-	cfg.Clerk.APIURL = inst.APIURL()
+	cfg := baseConfig(inst)
 	cfg.Clerk.WebhookSecret = webhookSecret
-	cfg.JWKS.RefreshInterval = config.Duration(time.Hour)
-	cfg.Server.ShutdownTimeout = config.Duration(5 * time.Second)
 	cfg.Upstream = upstream(t, nil)
 	cfg.Routes = []config.Route{{Path: "/"}, {Path: "/cached", SessionCheck: config.SessionCheckCached}}
 	cfg.Revocation.Store = "redis"
@@ -62,23 +57,8 @@ func startReplica(t *testing.T, inst *clerktest.Instance, redisURL string, mutat
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	al, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, pl, al) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.Close()
-	})
-	return &replica{app: a, proxyURL: "http://" + pl.Addr().String(), adminURL: "http://" + al.Addr().String(), logs: logs}
+	s := serve(t, a)
+	return &replica{app: a, proxyURL: s.proxyURL, adminURL: s.adminURL, logs: logs}
 }
 
 // readyz returns the /readyz status and body.
@@ -95,7 +75,7 @@ func (r *replica) readyz(t *testing.T) (int, string) {
 
 func (r *replica) waitReady(t *testing.T) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the replica to be ready", func() bool { code, _ := r.readyz(t); return code == 200 })
+	testwait.Until(t, 10*time.Second, "the replica to be ready", func() bool { code, _ := r.readyz(t); return code == 200 })
 }
 
 func (r *replica) revoke(t *testing.T, sid string) time.Duration {
@@ -136,22 +116,10 @@ func (r *replica) mustDeny(t *testing.T, token, what string) {
 // waitDenied polls until the replica refuses the token as revoked.
 func (r *replica) waitDenied(t *testing.T, token, what string) time.Duration {
 	t.Helper()
-	return waitFor(t, propagationBound, what, func() bool {
+	return testwait.Until(t, propagationBound, what, func() bool {
 		code, why := r.status(t, "/", token)
 		return code == 401 && why == "session-revoked"
 	})
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("waited %v for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // session returns a session of the fake and a token for it, valid for the
@@ -163,14 +131,22 @@ func session(t *testing.T, inst *clerktest.Instance) (string, string) {
 	return sid, inst.MustMint(t, clerktest.WithSession(sid))
 }
 
-func TestRedisRevocationReachesEveryReplica(t *testing.T) {
-	t.Parallel()
-	srv := redistest.Start(t)
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
-	a := startReplica(t, inst, srv.URL(), nil)
-	b := startReplica(t, inst, srv.URL(), nil)
+// startPair starts a Redis, a fake Clerk instance and two ready replicas
+// sharing them.
+func startPair(t *testing.T) (srv *redistest.Server, inst *clerktest.Instance, a, b *replica) {
+	t.Helper()
+	srv = redistest.Start(t)
+	inst = clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
+	a = startReplica(t, inst, srv.URL(), nil)
+	b = startReplica(t, inst, srv.URL(), nil)
 	a.waitReady(t)
 	b.waitReady(t)
+	return srv, inst, a, b
+}
+
+func TestRedisRevocationReachesEveryReplica(t *testing.T) {
+	t.Parallel()
+	srv, inst, a, b := startPair(t)
 	sid, tok := session(t, inst)
 	b.mustAllow(t, "/", tok, "before the revocation")
 
@@ -211,7 +187,7 @@ func TestRedisOutageAndRestart(t *testing.T) {
 
 	// Redis goes away.
 	srv.Stop()
-	waitFor(t, 10*time.Second, "a required replica to report not ready", func() bool {
+	testwait.Until(t, 10*time.Second, "a required replica to report not ready", func() bool {
 		code, body := strict.readyz(t)
 		return code == 503 && strings.Contains(body, "redis required and not synced")
 	})
@@ -227,7 +203,9 @@ func TestRedisOutageAndRestart(t *testing.T) {
 	b.mustDeny(t, tokBefore, "a revocation known before the outage")
 	// An admin revoke does not wait on Redis.
 	sidDuring, tokDuring := session(t, inst)
-	if took := a.revoke(t, sidDuring); took > time.Second {
+	// Generous: revocations reach Redis from a background writer, so the
+	// bound only tells that from waiting out Redis's timeouts.
+	if took := a.revoke(t, sidDuring); took > 3*time.Second {
 		t.Fatalf("an admin revoke took %v with Redis away", took)
 	}
 	a.mustDeny(t, tokDuring, "on the replica that revoked, at once")
@@ -237,7 +215,7 @@ func TestRedisOutageAndRestart(t *testing.T) {
 	// the revocation made during the outage is pushed.
 	srv.Restart()
 	for _, r := range []*replica{a, b} { // reconnection backs off up to 5 s, then resyncs
-		waitFor(t, 10*time.Second, "the replicas to resync", func() bool { return metricAtLeast(t, r, "sessiongate_redis_synced", 1) })
+		testwait.Until(t, 10*time.Second, "the replicas to resync", func() bool { return metricAtLeast(t, r, "sessiongate_redis_synced", 1) })
 	}
 	b.waitDenied(t, tokDuring, "the revocation made during the outage to arrive")
 	strict.waitReady(t)
@@ -266,7 +244,7 @@ func TestRedisUnreachableAtStartup(t *testing.T) {
 	relaxed := startReplica(t, inst, url, nil)
 	required := startReplica(t, inst, url, func(c *config.Config) { c.Revocation.Required = true })
 	relaxed.waitReady(t)
-	waitFor(t, 10*time.Second, "the required replica to report Redis as the reason it is not ready", func() bool {
+	testwait.Until(t, 10*time.Second, "the required replica to report Redis as the reason it is not ready", func() bool {
 		code, body := required.readyz(t) // first "signing keys not loaded yet", then Redis
 		return code == 503 && strings.Contains(body, "redis required and not synced")
 	})
@@ -390,12 +368,7 @@ func TestRedisSharedStatusCache(t *testing.T) {
 
 func TestRedisWebhookAppliedOnce(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
-	a := startReplica(t, inst, srv.URL(), nil)
-	b := startReplica(t, inst, srv.URL(), nil)
-	a.waitReady(t)
-	b.waitReady(t)
+	_, inst, a, b := startPair(t)
 	sid, tok := session(t, inst)
 	req, err := inst.WebhookRequest(context.Background(), a.proxyURL+"/_sessiongate/webhooks/clerk", webhookSecret, "session.revoked", sid)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
 	"github.com/sessiongate/sessiongate/internal/testcert"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // metric reads one series from the admin listener's /metrics (0 when
@@ -144,7 +145,7 @@ func TestReloadSwapsTheConfigUnderLoadWithoutDroppingRequests(t *testing.T) {
 		if err := g.app.Reload("test"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "requests reach the new upstream", func() bool { return seen.Load() > before+100 })
+		testwait.Eventually(t, "requests reach the new upstream", func() bool { return seen.Load() > before+100 })
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -293,7 +294,7 @@ func TestWatchConfigReloadsWhenTheFileChanges(t *testing.T) {
 	// The same content written again is not a change.
 	g.rewrite(t, conf("public"))
 	g.rewrite(t, conf("required"))
-	eventually(t, "the change applies", func() bool { return statusOf(t, page, "") == 401 })
+	testwait.Eventually(t, "the change applies", func() bool { return statusOf(t, page, "") == 401 })
 	if got := reloads(t, g, app.ReloadOK); got != 1 {
 		t.Fatalf("reloads ok = %v, want 1", got)
 	}
@@ -303,9 +304,9 @@ func TestWatchConfigReloadsWhenTheFileChanges(t *testing.T) {
 
 	// An invalid file is refused once, not at every poll.
 	g.rewrite(t, conf("nobody"))
-	eventually(t, "the invalid file is refused", func() bool { return reloads(t, g, app.ReloadInvalid) == 1 })
+	testwait.Eventually(t, "the invalid file is refused", func() bool { return reloads(t, g, app.ReloadInvalid) == 1 })
 	g.rewrite(t, conf("public"))
-	eventually(t, "the next valid file applies", func() bool { return statusOf(t, page, "") == 200 })
+	testwait.Eventually(t, "the next valid file applies", func() bool { return statusOf(t, page, "") == 200 })
 	if got := reloads(t, g, app.ReloadInvalid); got != 1 {
 		t.Fatalf("invalid reloads = %v: the same invalid file was tried again", got)
 	}
@@ -315,7 +316,7 @@ func TestWatchConfigReloadsWhenTheFileChanges(t *testing.T) {
 	if err := os.Remove(g.file); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the read failure is logged", func() bool {
+	testwait.Eventually(t, "the read failure is logged", func() bool {
 		return g.logs.FilterMessageSnippet("configuration file cannot be read").Len() == 1
 	})
 	if got := statusOf(t, page, ""); got != 200 {

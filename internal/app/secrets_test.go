@@ -138,7 +138,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	ss.secret("webhook secret body", strings.TrimPrefix(whSecret, "whsec_"))
 	ss.secret("wrong secret key", wrongSecret)
 
-	inst := clerktest.Start(t, clerktest.Options{SigningKey: hzSigningKey()})
+	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
 	ss.secret("secret key", inst.SecretKey())
 	inst.SetTemplate("hasura", map[string]any{"role": "user"})
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +176,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	h.waitReady(t, 200)
 
 	foreignKid, _ := clerktest.NewSigningKey("ins_unknown_to_gate", "RS256")
-	sameKid, _ := clerktest.NewSigningKey(hzSigningKey().ID, "RS256")
+	sameKid, _ := clerktest.NewSigningKey(signingKey(t).ID, "RS256")
 	now := time.Now()
 	sid := inst.CreateSession("user_secrets")
 	revokedSID := inst.CreateSession("user_revoked")
@@ -307,7 +307,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	ss.logs("wrong-secret app", wrong)
 
 	// No keys: the JWKS (behind the secret key) fails at start-up.
-	dark := clerktest.Start(t, clerktest.Options{SigningKey: hzSigningKey()})
+	dark := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t)})
 	ss.secret("second secret key", dark.SecretKey())
 	down := hzStart(t, hzOptions{clerk: dark, httpClient: clerkClient(), beforeStart: func(i *clerktest.Instance) {
 		i.SetJWKSBehavior(clerktest.ServerError)

@@ -2,11 +2,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,40 +12,12 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/clerkwire"
+	"github.com/sessiongate/sessiongate/internal/jsonresp"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 	"github.com/sessiongate/sessiongate/templatetoken"
 	"github.com/sessiongate/sessiongate/webhook"
 )
-
-// statusLookup adapts the Backend API client to sessioncheck.StatusLookup.
-type statusLookup struct{ c *clerkapi.Client }
-
-func (l statusLookup) SessionStatus(ctx context.Context, sid string) (string, error) {
-	s, err := l.c.Get(ctx, sid)
-	if err == nil {
-		return string(s.Status), nil
-	}
-	var ae *clerkapi.APIError
-	switch {
-	case errors.Is(err, clerkapi.ErrNotFound), errors.Is(err, clerkapi.ErrInvalidParams):
-		// A session Clerk does not know, or an id no Clerk session can have.
-		return "", fmt.Errorf("%w: %w", sessioncheck.ErrSessionNotFound, err)
-	case errors.As(err, &ae) && ae.StatusCode == http.StatusTooManyRequests:
-		return "", &sessioncheck.RateLimitedError{RetryAfter: ae.RetryAfter, Err: err}
-	}
-	return "", err
-}
-
-// templateMinter adapts the client to templatetoken.Minter.
-type templateMinter struct{ c *clerkapi.Client }
-
-func (m templateMinter) CreateToken(ctx context.Context, sid, template string) (string, error) {
-	t, err := m.c.CreateToken(ctx, sid, template, 0)
-	if err != nil {
-		return "", err
-	}
-	return t.JWT, nil
-}
 
 // backendMetrics counts Backend API calls by endpoint template and status.
 func (m *metrics) backendCounter() func(endpoint string, status int) {
@@ -110,9 +80,10 @@ func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Ti
 			HTTPClient: opts.HTTPClient,
 			// One retry: a request waits on a status lookup, and the breaker
 			// and the route's on_session_check_error decide the rest.
-			MaxRetries: 1,
-			Logger:     a.log.Named("clerkapi"),
-			OnResponse: onResp,
+			MaxRetries:     1,
+			Logger:         a.log.Named("clerkapi"),
+			TracerProvider: a.tracerProvider(),
+			OnResponse:     onResp,
 		})
 		if err != nil {
 			return fmt.Errorf("clerk.secret_key: %w", err)
@@ -127,7 +98,7 @@ func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Ti
 		Logger:    a.log.Named("sessioncheck"),
 	}
 	if a.api != nil {
-		scfg.Lookup = statusLookup{a.api}
+		scfg.Lookup = sessioncheck.ClerkLookup(a.api)
 		scfg.CachedLookup = a.sharedStatus(cfg, scfg.Lookup)
 	}
 	svc, err := sessioncheck.New(scfg)
@@ -167,7 +138,7 @@ func (a *App) templateSource(cfg *config.Config, name string) (*templatetoken.So
 	if a.api == nil {
 		return nil, errors.New("token_template needs clerk.secret_key")
 	}
-	s, err := templatetoken.New(templatetoken.Config{Minter: templateMinter{a.api}, Template: name, Size: cfg.Cache.Sessions})
+	s, err := templatetoken.New(templatetoken.Config{Minter: templatetoken.ClerkMinter(a.api), Template: name, Size: cfg.Cache.Sessions})
 	if err != nil {
 		return nil, err
 	}
@@ -205,22 +176,20 @@ func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
 	}, nil
 }
 
-var sessionIDPattern = regexp.MustCompile(`^sess_[A-Za-z0-9]{1,64}$`)
-
 // revokeHandler serves POST /sessions/{sid}/revoke on the admin listener:
 // deny locally first (it takes effect on the very next request whatever
 // Clerk answers), then revoke at Clerk.
 func (a *App) revokeHandler(w http.ResponseWriter, r *http.Request) {
 	sid := r.PathValue("sid")
-	if !sessionIDPattern.MatchString(sid) {
-		writeJSONBody(w, http.StatusBadRequest, map[string]any{"error": "bad_request", "message": "not a session id (sess_…)"})
+	if !clerkwire.ValidSessionID(sid) {
+		writeAdminError(w, http.StatusBadRequest, "bad_request", "not a session id ("+clerkwire.SessionIDShape+")")
 		return
 	}
 	until := a.revokeLocally(sid)
 	body := map[string]any{"session_id": sid, "denied_locally": true, "denied_until": until.UTC().Format(time.RFC3339)}
 	if a.api == nil {
 		body["clerk"] = "skipped: no clerk.secret_key configured"
-		writeJSONBody(w, http.StatusOK, body)
+		jsonresp.Write(w, http.StatusOK, body)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -230,19 +199,11 @@ func (a *App) revokeHandler(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("revoke at Clerk failed; the session stays denied locally", zap.String("sid", sid), zap.Error(err))
 		body["error"] = "bad_gateway"
 		body["message"] = "denied locally; Clerk did not confirm the revocation: " + err.Error()
-		writeJSONBody(w, http.StatusBadGateway, body)
+		jsonresp.Write(w, http.StatusBadGateway, body)
 		return
 	}
 	a.log.Info("session revoked", zap.String("sid", sid))
 	body["clerk"] = "revoked"
 	body["status"] = string(s.Status)
-	writeJSONBody(w, http.StatusOK, body)
-}
-
-func writeJSONBody(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	b, _ := json.Marshal(body)
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	jsonresp.Write(w, http.StatusOK, body)
 }

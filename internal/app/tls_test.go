@@ -17,6 +17,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
 	"github.com/sessiongate/sessiongate/internal/testcert"
+	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
 // protoUpstream answers with the protocol it was reached over and the
@@ -140,7 +141,7 @@ func TestTLSCertificateReloadsWhenTheFilesChange(t *testing.T) {
 	// way): the previous certificate stays, and the problem is logged.
 	newCert, newKey := ca.Issue(t, 101, false)
 	writeFile(t, dir, "tls.crt", newCert)
-	eventually(t, "the half-written rotation is logged", func() bool {
+	testwait.Eventually(t, "the half-written rotation is logged", func() bool {
 		_ = serial(t, ca, g.addr)
 		return g.logs.FilterMessageSnippet("do not load").Len() > 0
 	})
@@ -154,7 +155,7 @@ func TestTLSCertificateReloadsWhenTheFilesChange(t *testing.T) {
 
 	// The key arrives: the next handshakes present the new certificate.
 	writeFile(t, dir, "tls.key", newKey)
-	eventually(t, "the new certificate is presented", func() bool { return serial(t, ca, g.addr) == 101 })
+	testwait.Eventually(t, "the new certificate is presented", func() bool { return serial(t, ca, g.addr) == 101 })
 	if g.logs.FilterMessage("tls: certificate reloaded").Len() != 1 {
 		t.Fatalf("want one reload log line")
 	}

@@ -26,9 +26,13 @@ type Group[V any] struct {
 // Do calls fn once for all the callers of key while a call for key is in
 // flight, and hands its result to each of them.
 //
-// fn runs on a context detached from every caller's (context.Background
-// bounded by timeout), so it is not cancelled when the caller that started
-// it goes away, and anything fn caches or records outlives that caller. A
+// fn runs on a context detached from the cancellation and deadline of
+// every caller's (context.WithoutCancel bounded by timeout), so it is not
+// cancelled when the caller that started it goes away, and anything fn
+// caches or records outlives that caller. It keeps the values of the
+// context of the caller that started it: its trace span, whose child the
+// call's spans are, and its request id, which the call's log lines carry
+// (internal/logctx). A
 // caller whose ctx ends first gets ctx.Err() at once; the call goes on for
 // the others. A caller whose ctx has already ended starts nothing.
 func (g *Group[V]) Do(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (V, error)) (V, error) {
@@ -37,7 +41,7 @@ func (g *Group[V]) Do(ctx context.Context, key string, timeout time.Duration, fn
 		return zero, err
 	}
 	ch := g.g.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.Background(), timeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return fn(fctx)
 	})

@@ -19,7 +19,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/netutil"
 )
 
 // Opcodes.
@@ -125,7 +128,7 @@ func accept(key string) string {
 // Upgrade answers a WebSocket handshake with 101 and returns the server's
 // end. respHeader is added to the 101.
 func Upgrade(w http.ResponseWriter, r *http.Request, respHeader http.Header) (*Conn, error) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+	if !netutil.HeaderHasToken(r.Header, "Upgrade", "websocket") || !netutil.HeaderHasToken(r.Header, "Connection", "upgrade") {
 		http.Error(w, "not a websocket handshake", http.StatusBadRequest)
 		return nil, errors.New("wstest: not a websocket handshake")
 	}
@@ -284,4 +287,42 @@ func (c *Conn) WaitEOF(deadline time.Time) error {
 		return err
 	}
 	return nil // reset by peer: closed too
+}
+
+// MustDial opens a WebSocket to rawURL (ws://…), sending "Authorization:
+// Bearer token" when token is set, and closes it when the test ends. A
+// failed handshake fails tb with the answer's status.
+func MustDial(tb testing.TB, rawURL, token string) *Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	c, resp, err := Dial(ctx, rawURL, h)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		tb.Fatalf("WebSocket %s: %v (status %d)", rawURL, err, status)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Echo sends msg as a text message and fails tb unless the same text
+// comes back within 5 s (the upstream echoes).
+func Echo(tb testing.TB, c *Conn, msg string) {
+	tb.Helper()
+	if err := c.WriteMessage(OpText, []byte(msg)); err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := c.ReadFrame()
+	_ = c.SetReadDeadline(time.Time{})
+	if err != nil || f.Op != OpText || string(f.Payload) != msg {
+		tb.Fatalf("echo through the proxy: %+v %v", f, err)
+	}
 }

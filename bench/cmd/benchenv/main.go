@@ -66,6 +66,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
@@ -102,8 +103,7 @@ func loopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("address %q: %w", addr, err)
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if !netutil.IsLoopbackIP(host) {
 		return fmt.Errorf("address %q: only loopback IPs are allowed", addr)
 	}
 	return nil
