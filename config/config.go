@@ -210,8 +210,9 @@ type Log struct {
 	Level  string `yaml:"level"`  // debug | info (default) | warn | error
 	Access *bool  `yaml:"access"` // one line per request; default true
 	// Async buffers log writes (up to 256 KiB, flushed every second and at
-	// shutdown) instead of one write system call per line. Default false: a
-	// crash may lose the last second of lines when it is on.
+	// shutdown). Default false: lines go out through a group-commit writer,
+	// at once when no write is in progress and batched while one is; with
+	// async on, a crash may lose the last second of lines.
 	Async bool `yaml:"async"`
 }
 

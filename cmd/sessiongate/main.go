@@ -162,7 +162,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	a, err := app.New(cfg, reloadOptions(app.Options{}, src))
+	// The logger is made here so that every line written before an exit,
+	// by New or Run, is flushed on the way out.
+	log, err := app.NewLogger(cfg.Log.Level, cfg.Log.Async)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+	a, err := app.New(cfg, reloadOptions(app.Options{Logger: log}, src))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

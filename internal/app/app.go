@@ -28,6 +28,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/internal/jsonresp"
+	"github.com/sessiongate/sessiongate/internal/linewriter"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
@@ -558,9 +559,11 @@ func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 	return serveErr
 }
 
-// NewLogger builds the process logger: zap JSON on stderr at level. With
-// async, writes are buffered (256 KiB, flushed every second); call Sync
-// before exiting.
+// NewLogger builds the process logger: zap JSON on stderr at level. Lines
+// go out through a group-commit writer (internal/linewriter): at once when
+// the output is idle, batched into one write while a write is in progress.
+// With async, writes are instead buffered (256 KiB, flushed every second).
+// Either way, call Sync before exiting.
 func NewLogger(level string, async bool) (*zap.Logger, error) {
 	lvl := zapcore.InfoLevel
 	if level != "" {
@@ -571,7 +574,7 @@ func NewLogger(level string, async bool) (*zap.Logger, error) {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "ts"
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var out zapcore.WriteSyncer = zapcore.Lock(os.Stderr)
+	var out zapcore.WriteSyncer = linewriter.New(os.Stderr, 0)
 	if async {
 		out = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
 	}
