@@ -150,6 +150,11 @@ func TestPrimaryAnswersSatelliteSync(t *testing.T) {
 			satelliteApp + "/p?__clerk_db_jwt=c&__clerk_synced=true&x=1"},
 		{"another port of a configured host", e, "/?__clerk_redirect_url=" + url.QueryEscape("http://127.0.0.2:8080/"), nav,
 			"http://127.0.0.2:8080/?__clerk_db_jwt=c&__clerk_synced=true"},
+		// Clerk's #7018: answered before the primary's own dev-browser-sync,
+		// which would otherwise loop between the domains.
+		{"a dev browser in the URL too: the sync is answered first, with the URL's token", e,
+			"/?__clerk_db_jwt=q&__clerk_redirect_url=" + url.QueryEscape(satelliteApp+"/"), nav,
+			satelliteApp + "/?__clerk_db_jwt=q&__clerk_synced=true"},
 		{"an unknown origin is ignored", e, "/?__clerk_redirect_url=" + url.QueryEscape("https://attacker.example/steal"), nav, ""},
 		{"a look-alike origin is ignored", e, "/?__clerk_redirect_url=" + url.QueryEscape("https://satellite.example.attacker.example/"), nav, ""},
 		{"user info is ignored", e, "/?__clerk_redirect_url=" + url.QueryEscape("https://satellite.example@attacker.example/"), nav, ""},
@@ -250,6 +255,10 @@ func TestPrimaryCrossOriginSync(t *testing.T) {
 			}
 		})
 	}
+	// A form submission (POST, Sec-Fetch-Dest: document) from another site
+	// never syncs (Clerk's #8045): signed in.
+	post := request("POST", "/page", map[string]string{"Sec-Fetch-Dest": "document", "Referer": "https://other.site/"}, kv{"__session", tok}, kv{"__client_uat", "1"})
+	wantSignedIn(t, prod.runAt(appURL, post), "user_1")
 	// Forward-auth never redirects: signed in.
 	r := request("GET", "/page", map[string]string{"Sec-Fetch-Dest": "document", "Referer": "https://other.site/"}, kv{"__session", tok}, kv{"__client_uat", "1"})
 	wantSignedIn(t, prod.hs.Authenticate(r, middleware.Policy{}, func() string { return appURL + "/page" }, false), "user_1")
