@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/internal/logctx"
 )
 
 // A request is checked once; a WebSocket or a server-sent event stream it
@@ -86,6 +88,9 @@ type watch struct {
 	group  any // the watches of one group share one re-check per sweep
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// reqID is the request id of the context passed to Watch (the request
+	// that opened the connection), for the re-check's log lines.
+	reqID string
 }
 
 // sessionGroup groups the watches of one session re-checked by one
@@ -180,7 +185,7 @@ func (w *Watcher) watch(ctx context.Context, key string, check func(context.Cont
 	if key == "" && check == nil {
 		return cctx, func() { cancel(context.Canceled) }
 	}
-	wt := &watch{key: key, check: check, group: group, ctx: cctx, cancel: cancel}
+	wt := &watch{key: key, check: check, group: group, ctx: cctx, cancel: cancel, reqID: logctx.RequestID(ctx)}
 	if wt.group == nil {
 		wt.group = wt
 	}
@@ -374,7 +379,9 @@ func (w *Watcher) sweep(batch []*watch) {
 
 // recheck runs the check of one group (its first live watch's): a 401
 // outcome cancels every watch of the group, anything else (the status
-// could not be looked up) keeps them.
+// could not be looked up) keeps them. The check runs on behalf of that
+// first watch's request: its request_id goes on the lines written for it
+// (here and in the checker).
 func (w *Watcher) recheck(ctx context.Context, g []*watch) {
 	var first *watch
 	for _, wt := range g {
@@ -385,6 +392,9 @@ func (w *Watcher) recheck(ctx context.Context, g []*watch) {
 	}
 	if first == nil || ctx.Err() != nil {
 		return
+	}
+	if first.reqID != "" {
+		ctx = logctx.WithRequestID(ctx, first.reqID)
 	}
 	err := first.check(ctx)
 	if err == nil {
@@ -398,6 +408,6 @@ func (w *Watcher) recheck(ctx context.Context, g []*watch) {
 		return
 	}
 	if ce := w.log.Check(zap.DebugLevel, "re-check undecided: the connection stays open"); ce != nil {
-		ce.Write(zap.String("sid", first.key), zap.Error(err))
+		ce.Write(zap.String("sid", first.key), zap.Error(err), logctx.Field(ctx))
 	}
 }

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
 )
@@ -293,4 +297,55 @@ func TestWatcherSetInterval(t *testing.T) {
 	if _, err := middleware.NewWatcher(middleware.WatcherConfig{Interval: -1}); err == nil {
 		t.Fatal("a negative interval was accepted")
 	}
+}
+
+// ctxChecker records the request id of the contexts it is called with and
+// answers err.
+type ctxChecker struct {
+	err error
+	ids chan string
+}
+
+func (c *ctxChecker) CheckSession(ctx context.Context, _ *middleware.Claims) error {
+	select {
+	case c.ids <- logctx.RequestID(ctx):
+	default:
+	}
+	return c.err
+}
+
+// TestWatcherRecheckCarriesTheRequestID: a re-check runs on behalf of the
+// request that opened the connection: the checker gets a context with that
+// request's id (its own log lines carry it), and so does the watcher's
+// "re-check undecided" line.
+func TestWatcherRecheckCarriesTheRequestID(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.DebugLevel)
+	sc := &ctxChecker{err: errors.New("status unavailable"), ids: make(chan string, 1)}
+	w, err := middleware.NewWatcher(middleware.WatcherConfig{Sessions: sc, Interval: 5 * time.Millisecond, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// The request's context ends; the connection it opened is watched on
+	// a context of its own that carries only the id.
+	ctx, cancel := w.Watch(logctx.WithRequestID(context.Background(), "req-9"), &middleware.Claims{SessionID: "sess_a"})
+	defer cancel()
+	select {
+	case id := <-sc.ids:
+		if id != "req-9" {
+			t.Errorf("the re-check's context has request id %q, want req-9", id)
+		}
+	case <-time.After(testwait.Generous):
+		t.Fatal("no re-check")
+	}
+	testwait.Eventually(t, "a re-check undecided line", func() bool {
+		return logs.FilterMessageSnippet("re-check undecided").Len() > 0
+	})
+	for _, e := range logs.FilterMessageSnippet("re-check undecided").All() {
+		if got := e.ContextMap()[logctx.FieldName]; got != "req-9" {
+			t.Errorf("%q has request_id %v, want req-9", e.Message, got)
+		}
+	}
+	notDone(t, ctx)
 }

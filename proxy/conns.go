@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/middleware"
 )
@@ -271,7 +272,7 @@ func (p *Proxy) watchFor(st *state) watchFunc {
 			return err
 		}
 		return func() (context.Context, context.CancelFunc) {
-			return w.WatchKey(context.Background(), "", check)
+			return w.WatchKey(watchContext(st.requestID), "", check)
 		}
 	}
 	c := st.claims
@@ -283,8 +284,15 @@ func (p *Proxy) watchFor(st *state) watchFunc {
 		sc = st.route.Policy.Sessions
 	}
 	return func() (context.Context, context.CancelFunc) {
-		return w.WatchSession(context.Background(), c, sc)
+		return w.WatchSession(watchContext(st.requestID), c, sc)
 	}
+}
+
+// watchContext is the context a connection is watched on: not the
+// request's (the connection outlives it), but carrying its request id,
+// which the re-checks' log lines carry.
+func watchContext(requestID string) context.Context {
+	return logctx.WithRequestID(context.Background(), requestID)
 }
 
 // register starts tracking l: the registry, its watch, its lifetime.

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/internal/redisurl"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 	"github.com/sessiongate/sessiongate/webhook"
@@ -87,7 +88,7 @@ func (l *sharedLookup) SessionStatus(ctx context.Context, sid string) (string, e
 		// Another replica stored the answer and released the lock between
 		// our read and our SET NX.
 		if won {
-			l.store(sid, token, "", errNoStore)
+			l.store(ctx, sid, token, "", errNoStore)
 		}
 		s.stats.cacheHits.Add(1)
 		return decodeStatus(v)
@@ -95,7 +96,7 @@ func (l *sharedLookup) SessionStatus(ctx context.Context, sid string) (string, e
 	if won {
 		s.stats.cacheMisses.Add(1)
 		status, err := l.next.SessionStatus(ctx, sid)
-		l.store(sid, token, status, err)
+		l.store(ctx, sid, token, status, err)
 		return status, err
 	}
 	s.stats.cacheWaits.Add(1)
@@ -171,8 +172,9 @@ func (l *sharedLookup) poll(ctx context.Context, sid string) (string, bool, erro
 }
 
 // store saves the winner's answer and releases the lock, on a context of
-// its own: the answer is worth keeping even if the request went away.
-func (l *sharedLookup) store(sid, token, status string, lookupErr error) {
+// its own: the answer is worth keeping even if the request went away. req
+// is the request's context, for the request_id of the log line only.
+func (l *sharedLookup) store(req context.Context, sid, token, status string, lookupErr error) {
 	ctx, cancel := context.WithTimeout(l.s.ctx, l.s.cfg.Timeout)
 	defer cancel()
 	var v string
@@ -188,14 +190,14 @@ func (l *sharedLookup) store(sid, token, status string, lookupErr error) {
 	}
 	pipe.Eval(ctx, releaseScript, []string{l.lockKey(sid)}, token)
 	if _, err := pipe.Exec(ctx); err != nil {
-		l.s.log.Debug("redis: storing a shared session status failed", zap.String("sid", sid), zap.Error(err))
+		l.s.log.Debug("redis: storing a shared session status failed", zap.String("sid", sid), zap.Error(err), logctx.Field(req))
 	}
 }
 
 func (l *sharedLookup) fallback(ctx context.Context, sid string, err error) (string, error) {
 	l.s.stats.cacheFallbacks.Add(1)
 	if err != nil {
-		l.s.log.Debug("redis: shared status cache unavailable; asking Clerk directly", zap.String("sid", sid), zap.Error(err))
+		l.s.log.Debug("redis: shared status cache unavailable; asking Clerk directly", zap.String("sid", sid), zap.Error(err), logctx.Field(ctx))
 	}
 	return l.next.SessionStatus(ctx, sid)
 }
@@ -232,9 +234,16 @@ type sharedSeen struct {
 	local webhook.Seen
 }
 
-var _ webhook.Seen = (*sharedSeen)(nil)
+var _ webhook.ContextSeen = (*sharedSeen)(nil)
 
 func (w *sharedSeen) Claim(id string, ttl time.Duration) bool {
+	return w.ClaimContext(context.Background(), id, ttl)
+}
+
+// ClaimContext is Claim for the webhook request of req, whose request_id
+// its log line carries (req is not a deadline: the claim runs within the
+// store's own timeout).
+func (w *sharedSeen) ClaimContext(req context.Context, id string, ttl time.Duration) bool {
 	s := w.s
 	if s.subscribed.Load() {
 		ctx, cancel := s.opContext(s.ctx)
@@ -247,7 +256,7 @@ func (w *sharedSeen) Claim(id string, ttl time.Duration) bool {
 			}
 			return fresh && localFresh
 		}
-		s.log.Warn("redis: webhook de-duplication unavailable; deciding locally", zap.Error(err))
+		s.log.Warn("redis: webhook de-duplication unavailable; deciding locally", zap.Error(err), logctx.Field(req))
 	}
 	s.stats.webhookFallbacks.Add(1)
 	return w.local.Claim(id, ttl)

@@ -12,11 +12,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/internal/redistest"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/redisstore"
 	"github.com/sessiongate/sessiongate/sessioncheck"
+	"github.com/sessiongate/sessiongate/webhook"
 )
 
 // replica is the part of a sessiongate replica a Store works with.
@@ -353,5 +357,66 @@ func TestNewRefusesBadURL(t *testing.T) {
 	_, err := redisstore.New(redisstore.Config{URL: "redis+sentinel://:hunter22@s1:26379", DenyList: deny})
 	if err == nil || !strings.Contains(err.Error(), "master_name") || strings.Contains(err.Error(), "hunter22") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestSharedStatusCacheFallbackCarriesTheRequestID: a shared status cache
+// that cannot answer (here, a key of the wrong type) logs that it asks
+// Clerk directly with the request_id of the request being served.
+func TestSharedStatusCacheFallbackCarriesTheRequestID(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	core, logs := observer.New(zap.DebugLevel)
+	r := newReplica(t, srv.URL(), func(c *redisstore.Config) { c.Logger = zap.New(core) })
+	r.waitSynced(t)
+	raw := rawClient(t, srv)
+	if err := raw.LPush(context.Background(), "sessiongate:status:sess_wrongtype", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	l := r.store.StatusLookup(&countingLookup{status: "active"}, 10*time.Second)
+	ctx := logctx.WithRequestID(context.Background(), "req-3")
+	if st, err := l.SessionStatus(ctx, "sess_wrongtype"); err != nil || st != "active" {
+		t.Fatalf("%q %v, want Clerk's answer", st, err)
+	}
+	lines := logs.FilterMessageSnippet("asking Clerk directly").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d fallback lines, want 1", len(lines))
+	}
+	if got := lines[0].ContextMap()[logctx.FieldName]; got != "req-3" {
+		t.Errorf("the fallback line has request_id %v, want req-3", got)
+	}
+}
+
+// TestWebhookSeenFallbackCarriesTheRequestID: when Redis refuses the claim
+// of a webhook's message id (here it is out of memory), the warning that
+// the replica decides locally carries the webhook request's request_id.
+func TestWebhookSeenFallbackCarriesTheRequestID(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	core, logs := observer.New(zap.WarnLevel)
+	r := newReplica(t, srv.URL(), func(c *redisstore.Config) { c.Logger = zap.New(core) })
+	r.waitSynced(t)
+	raw := rawClient(t, srv)
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := raw.ConfigSet(context.Background(), kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen, ok := r.store.Seen(nil).(webhook.ContextSeen)
+	if !ok {
+		t.Fatal("the shared Seen does not take the request's context")
+	}
+	ctx := logctx.WithRequestID(context.Background(), "req-8")
+	if !seen.ClaimContext(ctx, "msg_oom", time.Minute) || seen.ClaimContext(ctx, "msg_oom", time.Minute) {
+		t.Fatal("the local fallback did not de-duplicate")
+	}
+	lines := logs.FilterMessageSnippet("webhook de-duplication unavailable").All()
+	if len(lines) == 0 {
+		t.Fatalf("no fallback warning; stats %+v", r.store.Stats())
+	}
+	for _, e := range lines {
+		if got := e.ContextMap()[logctx.FieldName]; got != "req-8" {
+			t.Errorf("%q has request_id %v, want req-8", e.Message, got)
+		}
 	}
 }

@@ -167,20 +167,21 @@ func New(cfg Config) (*Service, error) {
 	if s.breaker.base <= 0 {
 		s.breaker.base = 5 * time.Second
 	}
-	s.deny.OnEvict(s.logEviction)
+	s.deny.onEvictContext(s.logEviction)
 	return s, nil
 }
 
 // logEviction warns, at most once a minute, that the deny list is full and
-// dropped a live revocation (see DenyList).
-func (s *Service) logEviction(sid string, until time.Time) {
+// dropped a live revocation (see DenyList), with the request_id of the
+// request whose revocation took its place, if a request made it.
+func (s *Service) logEviction(ctx context.Context, sid string, until time.Time) {
 	now := s.now().UnixNano()
 	last := s.lastEvictionLog.Load()
 	if now-last < int64(time.Minute) || !s.lastEvictionLog.CompareAndSwap(last, now) {
 		return
 	}
 	s.log.Warn("deny list full: a live revocation was dropped (the one closest to expiry); raise its size",
-		zap.String("sid", sid), zap.Time("until", until), zap.Uint64("evictions", s.deny.Evictions()))
+		zap.String("sid", sid), zap.Time("until", until), zap.Uint64("evictions", s.deny.Evictions()), logctx.Field(ctx))
 }
 
 // DenyList is the Service's deny list.
@@ -244,13 +245,13 @@ func (c *checker) CheckSession(ctx context.Context, claims *middleware.Claims) e
 	if c.mode == Cached {
 		if e, ok := s.cache.Get(sid); ok && now.Before(e.until) {
 			s.cacheHits.Add(1)
-			return c.judge(sid, e.status)
+			return c.judge(ctx, sid, e.status)
 		}
 	}
 	status, err := c.lookupStatus(ctx, sid)
 	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
-			s.deny.Deny(sid)
+			s.deny.DenyContext(ctx, sid)
 			return revoked("the session does not exist at Clerk")
 		}
 		if ctx.Err() != nil {
@@ -265,10 +266,10 @@ func (c *checker) CheckSession(ctx context.Context, claims *middleware.Claims) e
 		}
 		return &middleware.Error{Reason: middleware.ReasonSessionStatusUnavailable, Message: "the session status could not be checked with Clerk", Err: err}
 	}
-	return c.judge(sid, status)
+	return c.judge(ctx, sid, status)
 }
 
-func (c *checker) judge(sid, status string) error {
+func (c *checker) judge(ctx context.Context, sid, status string) error {
 	switch status {
 	case "active":
 		return nil
@@ -279,7 +280,7 @@ func (c *checker) judge(sid, status string) error {
 		return &middleware.Error{Reason: middleware.ReasonSessionPending, Message: "the session is pending"}
 	default:
 		// Every other status is final: remember it on every route.
-		c.s.deny.Deny(sid)
+		c.s.deny.DenyContext(ctx, sid)
 		c.s.cache.Remove(sid)
 		return revoked(fmt.Sprintf("the session is %s", sanitizeStatus(status)))
 	}

@@ -2,6 +2,7 @@ package sessioncheck
 
 import (
 	"container/heap"
+	"context"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,7 @@ type DenyList struct {
 	mu       sync.Mutex // guards following
 	byExpiry expiryHeap // every entry of every shard, soonest expiry first
 	onAdd    []func(sid string, until time.Time)
-	onEvict  []func(sid string, until time.Time)
+	onEvict  []func(ctx context.Context, sid string, until time.Time)
 
 	subs subscribers // Subscribe (notify.go); has its own lock
 }
@@ -113,8 +114,15 @@ func (d *DenyList) getLocked(sid string) (*denyEntry, bool) {
 // Deny puts sid on the list from now for the list's TTL. It returns the
 // expiry.
 func (d *DenyList) Deny(sid string) time.Time {
+	return d.DenyContext(context.Background(), sid)
+}
+
+// DenyContext is Deny on behalf of the request whose context is ctx: an
+// entry it evicts is logged with that request's request_id. ctx only
+// carries values; it never cancels the revocation.
+func (d *DenyList) DenyContext(ctx context.Context, sid string) time.Time {
 	until := d.now().Add(d.ttl)
-	d.DenyUntil(sid, until)
+	d.add(ctx, sid, until, true)
 	return until
 }
 
@@ -122,7 +130,7 @@ func (d *DenyList) Deny(sid string) time.Time {
 // revocation another one made keeps the original expiry). An existing later
 // expiry is kept. The OnDeny hooks run.
 func (d *DenyList) DenyUntil(sid string, until time.Time) {
-	d.add(sid, until, true)
+	d.add(context.Background(), sid, until, true)
 }
 
 // Apply puts sid on the list until the given time like DenyUntil, but
@@ -130,10 +138,12 @@ func (d *DenyList) DenyUntil(sid string, until time.Time) {
 // revocation another replica made (and already published), so that it is
 // not published again.
 func (d *DenyList) Apply(sid string, until time.Time) {
-	d.add(sid, until, false)
+	d.add(context.Background(), sid, until, false)
 }
 
-func (d *DenyList) add(sid string, until time.Time, fire bool) {
+// add puts sid on the list; ctx is the context of the request that made
+// the revocation (for the eviction hooks' log lines), else Background.
+func (d *DenyList) add(ctx context.Context, sid string, until time.Time, fire bool) {
 	now := d.now()
 	if !until.After(now) {
 		return
@@ -164,7 +174,7 @@ func (d *DenyList) add(sid string, until time.Time, fire bool) {
 	d.mu.Unlock()
 	if evicted != nil {
 		for _, h := range evictHooks {
-			h(evicted.sid, evicted.until)
+			h(ctx, evicted.sid, evicted.until)
 		}
 	}
 	d.subs.notify(sid) // every add, Apply included (notify.go)
@@ -229,6 +239,12 @@ func (d *DenyList) OnDeny(h func(sid string, until time.Time)) {
 // the list was full (a Service logs them). Hooks run on the goroutine that
 // added the entry that took its place and must not block.
 func (d *DenyList) OnEvict(h func(sid string, until time.Time)) {
+	d.onEvictContext(func(_ context.Context, sid string, until time.Time) { h(sid, until) })
+}
+
+// onEvictContext is OnEvict with the context of the request whose
+// revocation evicted the entry (DenyContext; Background otherwise).
+func (d *DenyList) onEvictContext(h func(ctx context.Context, sid string, until time.Time)) {
 	d.mu.Lock()
 	d.onEvict = append(d.onEvict, h)
 	d.mu.Unlock()

@@ -1,6 +1,7 @@
 package sessioncheck_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
+	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 )
 
@@ -165,5 +168,58 @@ func TestDenyListEvictionsAreReported(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("deny list full").Len(); n != 1 {
 		t.Fatalf("%d warnings, want 1", n)
+	}
+}
+
+// TestDenyListFullWarningCarriesTheRequestID: a revocation made while
+// serving a request (a lookup finding the session revoked, or gone at
+// Clerk) that evicts a live one logs the "deny list full" warning with
+// that request's request_id; one made by no request (a replica's, through
+// Deny) logs none.
+func TestDenyListFullWarningCarriesTheRequestID(t *testing.T) {
+	t.Parallel()
+	for _, sid := range []string{"sess_r", "sess_gone"} { // revoked at Clerk; unknown to Clerk
+		clk := newClock()
+		core, logs := observer.New(zap.WarnLevel)
+		look := &fakeLookup{statuses: map[string]string{"sess_r": "revoked"}}
+		d := sessioncheck.NewDenyList(time.Hour, 1, clk.Now)
+		svc, err := sessioncheck.New(sessioncheck.Config{Lookup: look, DenyList: d, Now: clk.Now, Logger: zap.New(core)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := svc.Checker(sessioncheck.Strict, sessioncheck.Deny, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Deny("sess_old")
+		clk.Advance(time.Second)
+		ctx := logctx.WithRequestID(context.Background(), "req-77")
+		if err := c.CheckSession(ctx, &middleware.Claims{SessionID: sid, Subject: "user_1"}); reasonOf(err) != middleware.ReasonSessionRevoked {
+			t.Fatalf("%s: %v, want session-revoked", sid, err)
+		}
+		lines := logs.FilterMessageSnippet("deny list full").All()
+		if len(lines) != 1 {
+			t.Fatalf("%s: %d warnings, want 1", sid, len(lines))
+		}
+		if got := lines[0].ContextMap()[logctx.FieldName]; got != "req-77" {
+			t.Errorf("%s: the warning has request_id %v, want req-77", sid, got)
+		}
+	}
+	// Without a request: no request_id field at all.
+	clk := newClock()
+	core, logs := observer.New(zap.WarnLevel)
+	d := sessioncheck.NewDenyList(time.Hour, 1, clk.Now)
+	if _, err := sessioncheck.New(sessioncheck.Config{DenyList: d, Now: clk.Now, Logger: zap.New(core)}); err != nil {
+		t.Fatal(err)
+	}
+	d.Deny("sess_1")
+	d.Deny("sess_2")
+	for _, e := range logs.All() {
+		if _, ok := e.ContextMap()[logctx.FieldName]; ok {
+			t.Errorf("%q has a request_id without a request", e.Message)
+		}
+	}
+	if logs.Len() != 1 {
+		t.Fatalf("%d lines, want the one warning", logs.Len())
 	}
 }

@@ -17,6 +17,7 @@ package webhook
 
 import (
 	"container/heap"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -177,6 +178,22 @@ type Seen interface {
 	Claim(id string, ttl time.Duration) bool
 }
 
+// ContextSeen is a Seen that the Handler also gives the webhook request's
+// context (for what it carries, such as the request id of the lines it
+// logs; the Handler calls ClaimContext instead of Claim).
+type ContextSeen interface {
+	Seen
+	ClaimContext(ctx context.Context, id string, ttl time.Duration) bool
+}
+
+// claim is s.Claim, or ClaimContext with ctx when s takes one.
+func claim(ctx context.Context, s Seen, id string, ttl time.Duration) bool {
+	if cs, ok := s.(ContextSeen); ok {
+		return cs.ClaimContext(ctx, id, ttl)
+	}
+	return s.Claim(id, ttl)
+}
+
 // MemorySeen is a bounded in-process Seen. Each Claim costs O(log n) in
 // the number of ids held: ids are kept in a map and in a heap ordered by
 // expiry, so expired ids are dropped from the top of the heap as they come
@@ -294,6 +311,10 @@ type Handler struct {
 	Seen Seen
 	// Revoke is called with the session id of every revoking event.
 	Revoke func(sid string)
+	// RevokeContext, when set, is called instead of Revoke, with the
+	// webhook request's context as well (for what it carries, such as the
+	// request id of log lines; it is not a deadline for the revocation).
+	RevokeContext func(ctx context.Context, sid string)
 	// Logger. Nil: nop.
 	Logger *zap.Logger
 	// ReadTimeout bounds the reading of the body, from the moment the
@@ -382,7 +403,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	// Ids are kept for twice the tolerance: a replay older than that fails
 	// the timestamp check anyway.
-	if !h.seen.Claim(d.id, 2*Tolerance) {
+	if !claim(r.Context(), h.seen, d.id, 2*Tolerance) {
 		log.Info("webhook replay ignored", zap.String("svix_id", sanitize(d.id)))
 		reply(w, http.StatusOK, "", "duplicate")
 		return
@@ -397,7 +418,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(w, http.StatusBadRequest, "bad_request", "webhook-payload-invalid")
 			return
 		}
-		h.Revoke(ev.Data.ID)
+		if h.RevokeContext != nil {
+			h.RevokeContext(r.Context(), ev.Data.ID)
+		} else {
+			h.Revoke(ev.Data.ID)
+		}
 		log.Info("session revoked by webhook", zap.String("event", ev.Type), zap.String("sid", sanitize(ev.Data.ID)))
 	}
 	reply(w, http.StatusOK, "", "")

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/logctx"
 	"github.com/sessiongate/sessiongate/webhook"
 )
 
@@ -177,5 +179,61 @@ func TestSignRoundTrip(t *testing.T) {
 	h := http.Header{"Webhook-Id": {"msg_9"}, "Webhook-Timestamp": {fmt.Sprint(now.Unix())}, "Webhook-Signature": {sig}}
 	if _, err := v.Verify(h, []byte("{}")); err != nil {
 		t.Fatalf("Standard Webhooks header names: %v", err)
+	}
+}
+
+// TestHandlerRevokeContext: RevokeContext, when set, is called instead of
+// Revoke, with the request's context (what it carries, such as the request
+// id, reaches the revocation's log lines).
+func TestHandlerRevokeContext(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	v, _ := webhook.NewVerifier(secret, func() time.Time { return now })
+	var got []string
+	h := &webhook.Handler{Verifier: v,
+		Revoke: func(sid string) { t.Errorf("Revoke(%s) called with RevokeContext set", sid) },
+		RevokeContext: func(ctx context.Context, sid string) {
+			got = append(got, logctx.RequestID(ctx)+" "+sid)
+		}}
+	body := `{"type":"session.revoked","object":"event","data":{"object":"session","id":"sess_1"}}`
+	r := httptest.NewRequest("POST", "/_sessiongate/webhooks/clerk", strings.NewReader(body))
+	r = r.WithContext(logctx.WithRequestID(r.Context(), "req-5"))
+	r.Header.Set("svix-id", "msg_1")
+	r.Header.Set("svix-timestamp", fmt.Sprint(now.Unix()))
+	r.Header.Set("svix-signature", sign(t, secret, "msg_1", now.Unix(), body))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 200 || len(got) != 1 || got[0] != "req-5 sess_1" {
+		t.Fatalf("%d %s; RevokeContext calls %q, want [\"req-5 sess_1\"]", w.Code, w.Body, got)
+	}
+}
+
+// ctxSeen is a ContextSeen that records the request ids it is given.
+type ctxSeen struct{ ids []string }
+
+func (s *ctxSeen) Claim(string, time.Duration) bool { s.ids = append(s.ids, "Claim"); return true }
+func (s *ctxSeen) ClaimContext(ctx context.Context, _ string, _ time.Duration) bool {
+	s.ids = append(s.ids, logctx.RequestID(ctx))
+	return true
+}
+
+// TestHandlerGivesAContextSeenTheRequest: a Seen that takes a context
+// (a shared one, which logs when Redis fails) gets the webhook request's.
+func TestHandlerGivesAContextSeenTheRequest(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	v, _ := webhook.NewVerifier(secret, func() time.Time { return now })
+	seen := &ctxSeen{}
+	h := &webhook.Handler{Verifier: v, Seen: seen, Revoke: func(string) {}}
+	body := `{"type":"session.created","object":"event","data":{"object":"session","id":"sess_1"}}`
+	r := httptest.NewRequest("POST", "/_sessiongate/webhooks/clerk", strings.NewReader(body))
+	r = r.WithContext(logctx.WithRequestID(r.Context(), "req-6"))
+	r.Header.Set("svix-id", "msg_1")
+	r.Header.Set("svix-timestamp", fmt.Sprint(now.Unix()))
+	r.Header.Set("svix-signature", sign(t, secret, "msg_1", now.Unix(), body))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 200 || len(seen.ids) != 1 || seen.ids[0] != "req-6" {
+		t.Fatalf("%d %s; claims %q, want [\"req-6\"]", w.Code, w.Body, seen.ids)
 	}
 }

@@ -40,19 +40,20 @@ type opsBinary struct {
 }
 
 // startServe writes the configuration (listen, admin_listen and the Clerk
-// settings, then body) and runs serve with it until the test ends.
-func startServe(t *testing.T, body string) *opsBinary {
+// settings, then body) and runs serve with it, and env (NAME=value) added
+// to its environment, until the test ends.
+func startServe(t *testing.T, body string, env ...string) *opsBinary {
 	t.Helper()
 	b := &opsBinary{inst: clerktest.Start(t, clerktest.Options{}), listen: freeAddr(t), admin: freeAddr(t),
 		stderr: &syncBuffer{}}
 	b.file = filepath.Join(t.TempDir(), "sessiongate.yaml")
 	b.write(t, body)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	cmd := command(ctx, []string{
+	cmd := command(ctx, append([]string{
 		"SESSIONGATE_ISSUER=" + b.inst.Issuer(),
 		"CLERK_SECRET_KEY=" + b.inst.SecretKey(),
 		"CLERK_API_URL=" + b.inst.APIURL(),
-	}, "serve", "--config", b.file)
+	}, env...), "serve", "--config", b.file)
 	cmd.Stderr = b.stderr
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -151,6 +152,16 @@ func (b *opsBinary) metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// logLineWith returns the first line of logs that contains s.
+func logLineWith(logs, s string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }
 
 func okUpstream(t *testing.T) string {
@@ -253,6 +264,22 @@ func TestBinaryForwardAuthOnly(t *testing.T) {
 	if r := decide("/assets/x.css", ""); r.StatusCode != 200 {
 		t.Fatalf("decision on the public route: %d", r.StatusCode)
 	}
+	// An unclean original URI is refused with a reason code.
+	if r := decide("/assets/../admin", ""); r.StatusCode != 400 || r.Header.Get("X-Clerk-Auth-Reason") != "path-not-clean" {
+		t.Fatalf("decision on an unclean URI: %d, reason %q", r.StatusCode, r.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	// The access log shows the original path of a decision (never its
+	// query, which may hold a token).
+	if r := decide("/reports/q3?access_token=do-not-log", ""); r.StatusCode != 401 {
+		t.Fatalf("decision on /reports/q3: %d", r.StatusCode)
+	}
+	b.waitFor(t, "the decision's access-log line", func() bool {
+		return strings.Contains(b.stderr.String(), `"original_path":"/reports/q3"`)
+	})
+	if line := logLineWith(b.stderr.String(), `"original_path":"/reports/q3"`); !strings.Contains(line, `"path":"/_sessiongate/auth"`) ||
+		!strings.Contains(line, `"status":401`) || strings.Contains(b.stderr.String(), "do-not-log") {
+		t.Fatalf("access-log line of the decision: %s", line)
+	}
 	resp, err := http.Get("http://" + b.listen + "/app")
 	if err != nil {
 		t.Fatal(err)
@@ -340,5 +367,42 @@ func TestBinaryPassesGRPCThroughOverH2C(t *testing.T) {
 	}
 	if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("Check without a token: %v", err)
+	}
+}
+
+// TestBinaryMetricsTokenOnlyScrapes: serve with admin_token in the file and
+// metrics_token from SESSIONGATE_METRICS_TOKEN: the scrape credential opens
+// /metrics and cannot revoke; the admin token does both.
+func TestBinaryMetricsTokenOnlyScrapes(t *testing.T) {
+	t.Parallel()
+	const admin, scrape = "adm-binary-0123456789abcdef", "met-binary-0123456789abcdef"
+	b := startServe(t, fmt.Sprintf("admin_token: %s\nupstream: %s\n", admin, okUpstream(t)),
+		"SESSIONGATE_METRICS_TOKEN="+scrape)
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, "http://"+b.admin+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	sid := b.inst.CreateSession("user_scrape")
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/metrics", "", 401},
+		{"GET", "/metrics", scrape, 200},
+		{"GET", "/metrics", admin, 200},
+		{"POST", "/sessions/" + sid + "/revoke", scrape, 401},
+		{"POST", "/sessions/" + sid + "/revoke", admin, 200},
+	} {
+		if got := do(tc.method, tc.path, tc.token); got != tc.want {
+			t.Errorf("%s %s with %q: %d, want %d", tc.method, tc.path, tc.token, got, tc.want)
+		}
 	}
 }

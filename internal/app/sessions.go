@@ -146,9 +146,11 @@ func (a *App) templateSource(cfg *config.Config, name string) (*templatetoken.So
 	return s, nil
 }
 
-// revoke denies a session locally at once and drops what is cached for it.
-func (a *App) revokeLocally(sid string) time.Time {
-	until := a.deny.Deny(sid)
+// revokeLocally denies a session locally at once and drops what is cached
+// for it; ctx is the revoking request's (its request_id goes on the log
+// lines the revocation writes).
+func (a *App) revokeLocally(ctx context.Context, sid string) time.Time {
+	until := a.deny.DenyContext(ctx, sid)
 	a.templatesMu.Lock()
 	defer a.templatesMu.Unlock()
 	for _, s := range a.templates {
@@ -167,10 +169,10 @@ func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
 		return nil, fmt.Errorf("clerk.webhook_secret: %w", err)
 	}
 	return &webhook.Handler{
-		Verifier: v,
-		Revoke:   func(sid string) { a.revokeLocally(sid) },
-		Seen:     a.webhookSeen(),
-		Logger:   a.log.Named("webhook"),
+		Verifier:      v,
+		RevokeContext: func(ctx context.Context, sid string) { a.revokeLocally(ctx, sid) },
+		Seen:          a.webhookSeen(),
+		Logger:        a.log.Named("webhook"),
 		// The same bound as the other reserved paths (boundReserved).
 		ReadTimeout: a.reservedReadTimeout,
 	}, nil
@@ -185,7 +187,7 @@ func (a *App) revokeHandler(w http.ResponseWriter, r *http.Request) {
 		writeAdminError(w, http.StatusBadRequest, "bad_request", "not a session id ("+clerkwire.SessionIDShape+")")
 		return
 	}
-	until := a.revokeLocally(sid)
+	until := a.revokeLocally(r.Context(), sid)
 	body := map[string]any{"session_id": sid, "denied_locally": true, "denied_until": until.UTC().Format(time.RFC3339)}
 	if a.api == nil {
 		body["clerk"] = "skipped: no clerk.secret_key configured"

@@ -5,8 +5,9 @@
 // The proxy puts the id there (its per-request state answers Key without an
 // allocation of its own); the packages it calls (handshake, sessioncheck,
 // clerkapi, webhook, middleware) add Field(ctx) to the lines they write
-// while serving a request. Background work (key refreshes, Redis resyncs)
-// has no request and writes no request_id.
+// while serving a request. The re-checks of a long-lived connection carry
+// the id of the request that opened it. Background work (key refreshes,
+// Redis resyncs) has no request and writes no request_id.
 package logctx
 
 import (
