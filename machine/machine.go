@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -93,7 +92,7 @@ type Verifier struct {
 	ttl, negTTL  time.Duration
 	timeout      time.Duration
 	now          func() time.Time
-	macs         sync.Pool // of hash.Hash: HMAC-SHA256 under the process key
+	macs         sync.Pool // of *mac: HMAC-SHA256 under the process key
 	cache        *lru.Cache[[32]byte, result]
 	flights      flight.Group[result]
 	slots        chan struct{}
@@ -136,7 +135,7 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	macKey := make([]byte, 32)
 	_, _ = rand.Read(macKey)
-	v.macs.New = func() any { return hmac.New(sha256.New, macKey) }
+	v.macs.New = func() any { return &mac{h: hmac.New(sha256.New, macKey)} }
 	var err error
 	if v.cache, err = lru.New[[32]byte, result](or(cfg.CacheSize, DefaultCacheSize)); err != nil {
 		return nil, err
@@ -160,16 +159,25 @@ func orF(v, def float64) float64 {
 	return v
 }
 
+// mac is a pooled HMAC with the buffers it writes and sums into, which
+// live on the heap with it: computing a key allocates nothing.
+type mac struct {
+	h   hash.Hash
+	in  []byte
+	sum [32]byte
+}
+
 // key is the cache and flight key of a credential: an HMAC under the
 // process's random key, so the map never holds a secret and only the same
 // secret of the same kind finds the entry.
 func (v *Verifier) key(kind middleware.TokenType, secret string) (k [32]byte) {
-	m := v.macs.Get().(hash.Hash)
-	m.Reset()
-	io.WriteString(m, string(kind))
-	m.Write([]byte{0})
-	io.WriteString(m, secret)
-	m.Sum(k[:0])
+	m := v.macs.Get().(*mac)
+	m.h.Reset()
+	m.in = append(append(append(m.in[:0], kind...), 0), secret...)
+	m.h.Write(m.in)
+	m.h.Sum(m.sum[:0])
+	k = m.sum
+	clear(m.in) // no secret stays in the pool
 	v.macs.Put(m)
 	return k
 }
@@ -189,10 +197,11 @@ func (v *Verifier) VerifyMachine(ctx context.Context, kind middleware.TokenType,
 		v.count(kind, r)
 		return r.outcome()
 	}
+	ck := k // the closure's copy: k itself stays off the heap on a hit
 	r, err := v.flights.Do(ctx, string(k[:]), v.timeout, func(fctx context.Context) (result, error) {
 		r := v.call(fctx, kind, secret)
 		if r.cache {
-			v.cache.Add(k, r)
+			v.cache.Add(ck, r)
 		}
 		return r, nil
 	})

@@ -265,3 +265,28 @@ func TestM2MWithMachineSecretKey(t *testing.T) {
 		t.Errorf("token for machine b with a's key: %v, want invalid", err)
 	}
 }
+
+// A cached credential costs no allocation: the HMAC that keys the cache
+// writes and sums into buffers pooled with it. (Not parallel:
+// AllocsPerRun.)
+func TestCachedVerificationDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	e := newEnv(t, func(c *machine.Config) { c.TTL = time.Hour })
+	_, secret := e.inst.CreateAPIKey(clerktest.APIKeyOptions{})
+	ctx := context.Background()
+	if _, err := e.v.VerifyMachine(ctx, middleware.APIKey, secret, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := e.v.VerifyMachine(ctx, middleware.APIKey, secret, "c"); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs > 0 {
+		t.Errorf("%v allocations per cached verification, want 0", allocs)
+	}
+	if n := e.inst.Requests(clerktest.APIKeysVerifyPath); n != 1 {
+		t.Errorf("%d Backend API calls, want 1", n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -122,6 +123,9 @@ type Gate struct {
 
 	machines    MachineVerifier
 	clientKeyFn func(*http.Request) string
+	// machineJWTs counts M2M (0) and OAuth (1) JWT verifications by
+	// outcome (machine.go).
+	machineJWTs [2][numJWTOutcomes]atomic.Uint64
 
 	tracer trace.Tracer // nil: tracing off (tracing.go)
 	prop   propagation.TextMapPropagator
@@ -133,11 +137,23 @@ type Stats struct {
 	CacheHits, CacheMisses uint64
 	// CacheSize is the number of cached tokens.
 	CacheSize int
+	// MachineJWTs counts the networkless verifications of M2M and OAuth
+	// JWTs, by kind (M2MToken, OAuthToken) and outcome, indexed as
+	// MachineJWTOutcomes. A JWT of a kind the policy does not accept is not
+	// verified, so not counted.
+	MachineJWTs map[TokenType][numJWTOutcomes]uint64
 }
 
 // Stats returns the Gate's counters.
 func (g *Gate) Stats() Stats {
-	s := Stats{CacheHits: g.hits.load(), CacheMisses: g.misses.load()}
+	s := Stats{CacheHits: g.hits.load(), CacheMisses: g.misses.load(), MachineJWTs: map[TokenType][numJWTOutcomes]uint64{}}
+	for k, kind := range [2]TokenType{M2MToken, OAuthToken} {
+		var row [numJWTOutcomes]uint64
+		for o := range row {
+			row[o] = g.machineJWTs[k][o].Load()
+		}
+		s.MachineJWTs[kind] = row
+	}
 	if g.cache != nil {
 		s.CacheSize = g.cache.Len()
 	}

@@ -274,18 +274,52 @@ func (g *Gate) machineJWT(ctx context.Context, pt *parsedToken, p Policy, now ti
 	h := &pt.header
 	what := map[TokenType]string{M2MToken: "M2M token", OAuthToken: "OAuth access token"}[kind]
 	if e := g.checkHeader(ctx, h, what); e != nil {
-		return nil, e
+		return nil, g.countJWT(kind, e)
 	}
 	c := pt.claims
 	if e := g.checkMachineClaims(kind, pt, now); e != nil {
-		return nil, g.rejected(ctx, e, h.kid, nil)
+		return nil, g.countJWT(kind, g.rejected(ctx, e, h.kid, nil))
 	}
 	if _, e := g.checkSignature(ctx, pt, what, nil); e != nil {
-		return nil, e
+		return nil, g.countJWT(kind, e)
 	}
+	g.countJWT(kind, nil)
 	m := &MachineIdentity{Type: kind, ID: c.ID, Subject: c.Subject, Expiration: c.Expiry, Claims: c.Custom}
 	m.Scopes, m.ClientID = machineJWTScopes(kind, c.Custom, c.aud)
 	return g.machineAuth(m, p)
+}
+
+// Outcomes of networkless machine-JWT verifications, counted by kind
+// (Stats.MachineJWTs).
+const (
+	jwtValid = iota
+	jwtInvalid
+	jwtExpired
+	jwtUnavailable
+	numJWTOutcomes
+)
+
+// MachineJWTOutcomes are the outcome names of Stats.MachineJWTs.
+var MachineJWTOutcomes = [numJWTOutcomes]string{"valid", "invalid", "expired", "unavailable"}
+
+// countJWT counts a machine JWT's verification (e nil: valid) and returns e.
+func (g *Gate) countJWT(kind TokenType, e *Error) *Error {
+	o := jwtValid
+	switch {
+	case e == nil:
+	case e.Reason == ReasonTokenExpired:
+		o = jwtExpired
+	case e.Reason == ReasonKeysUnavailable:
+		o = jwtUnavailable
+	default:
+		o = jwtInvalid
+	}
+	k := 0
+	if kind == OAuthToken {
+		k = 1
+	}
+	g.machineJWTs[k][o].Add(1)
+	return e
 }
 
 // checkMachineClaims are the claim checks of a machine JWT: exp required,

@@ -145,9 +145,14 @@ func TestMachineCredentialsThroughTheMiddleware(t *testing.T) {
 					t.Errorf("%s: a refused kind cost %d Backend API calls", tc.name, after-before)
 				}
 			}
-			for _, b := range []clerktest.Behavior{clerktest.ServerError, clerktest.RateLimited} {
+			for _, b := range []clerktest.Behavior{clerktest.Down, clerktest.ServerError, clerktest.RateLimited} {
 				e.inst.SetAPIBehavior(b)
 				status, reason, _ := e.call(t, p, c.valid, false)
+				if b == clerktest.Down {
+					if err := e.inst.Up(); err != nil {
+						t.Fatal(err)
+					}
+				}
 				e.inst.SetAPIBehavior(clerktest.Normal)
 				if status != 503 || reason != "machine-token-verification-unavailable" {
 					t.Errorf("Clerk %v: %d %q, want 503 unavailable", b, status, reason)
@@ -157,6 +162,88 @@ func TestMachineCredentialsThroughTheMiddleware(t *testing.T) {
 			// session token.
 			if status, reason, _ := e.call(t, policy(middleware.AnyToken), c.valid, true); status != 401 || reason == "" {
 				t.Errorf("as a cookie: %d %q, want a 401", status, reason)
+			}
+		})
+	}
+}
+
+// The same table for the JWT forms (M2M JWT, RFC 9068 OAuth JWT) through
+// the Go middleware. They are verified networklessly, so Clerk down or
+// rate-limiting changes nothing and no column costs a Backend API call;
+// "unknown" is a JWT signed by a key outside the instance's set. A JWT
+// cannot be revoked before its exp (docs/machine-auth.md): no "revoked"
+// column.
+func TestMachineJWTCredentialsThroughTheMiddleware(t *testing.T) {
+	t.Parallel()
+	e := newMachineEnv(t)
+	m2m := func(opts ...clerktest.TokenOption) string {
+		return e.inst.MustMint(t, append([]clerktest.TokenOption{clerktest.WithMachine(), clerktest.WithUser(e.mch.ID),
+			clerktest.WithClaim("jti", "m2m_jti"), clerktest.WithClaim("scopes", "read")}, opts...)...)
+	}
+	oauth := func(opts ...clerktest.TokenOption) string {
+		return e.inst.MustMint(t, append([]clerktest.TokenOption{clerktest.WithMachine(), clerktest.WithUser("user_oauth"),
+			clerktest.WithHeader("typ", "at+jwt"), clerktest.WithoutHeader("cat"), clerktest.WithClaim("jti", "oat_jti"),
+			clerktest.WithClaim("client_id", "client_1"), clerktest.WithClaim("scope", "read")}, opts...)...)
+	}
+	past := clerktest.WithExpiry(time.Now().Add(-time.Hour))
+	foreign := clerktest.WithSigningKey(otherKey)
+	calls := func() int {
+		return e.inst.Requests(clerktest.APIKeysVerifyPath) + e.inst.Requests(clerktest.M2MTokensVerifyPath) +
+			e.inst.Requests(clerktest.OAuthTokensVerifyPath)
+	}
+	for _, k := range []struct {
+		kind                    middleware.TokenType
+		valid, expired, unknown string
+		other                   middleware.TokenType
+		seen                    string
+	}{
+		{middleware.M2MToken, m2m(), m2m(past), m2m(foreign), middleware.OAuthToken, "m2m_token " + e.mch.ID + " m2m_jti read"},
+		{middleware.OAuthToken, oauth(), oauth(past), oauth(foreign), middleware.APIKey, "oauth_token user_oauth oat_jti read"},
+	} {
+		t.Run(string(k.kind)+" JWT", func(t *testing.T) {
+			p := policy(k.kind)
+			scoped := p
+			scoped.Require.Scopes = []string{"write"}
+			for _, tc := range []struct {
+				name     string
+				p        middleware.Policy
+				token    string
+				behavior clerktest.Behavior
+				status   int
+				reason   string
+			}{
+				{"valid", p, k.valid, clerktest.Normal, 200, ""},
+				{"valid on an any route", policy(middleware.AnyToken), k.valid, clerktest.Normal, 200, ""},
+				{"expired", p, k.expired, clerktest.Normal, 401, "token-expired"},
+				{"unknown key", p, k.unknown, clerktest.Normal, 401, "jwk-kid-mismatch"},
+				{"wrong kind for the route", policy(k.other), k.valid, clerktest.Normal, 401, "token-type-not-accepted"},
+				{"Clerk down", p, k.valid, clerktest.Down, 200, ""},
+				{"Clerk 429", p, k.valid, clerktest.RateLimited, 200, ""},
+				{"Clerk 5xx", p, k.valid, clerktest.ServerError, 200, ""},
+				{"scope missing", scoped, k.valid, clerktest.Normal, 403, "missing-scope"},
+			} {
+				e.inst.SetAPIBehavior(tc.behavior)
+				status, reason, seen := e.call(t, tc.p, tc.token, false)
+				if tc.behavior == clerktest.Down {
+					if err := e.inst.Up(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e.inst.SetAPIBehavior(clerktest.Normal)
+				if status != tc.status || reason != tc.reason {
+					t.Errorf("%s: %d %q, want %d %q", tc.name, status, reason, tc.status, tc.reason)
+				}
+				if status == 200 && seen != k.seen {
+					t.Errorf("%s: the handler saw %q, want %q", tc.name, seen, k.seen)
+				}
+			}
+			if n := calls(); n != 0 {
+				t.Errorf("JWTs cost %d Backend API calls", n)
+			}
+			// Counted by kind and outcome (valid, invalid, expired,
+			// unavailable); the refused kind was not verified.
+			if got, want := e.gate.Stats().MachineJWTs[k.kind], [4]uint64{6, 1, 1, 0}; got != want {
+				t.Errorf("Stats().MachineJWTs[%s] = %v, want %v", k.kind, got, want)
 			}
 		})
 	}

@@ -5,7 +5,7 @@
 //	sessiongate serve   [--config FILE] [--listen ADDR] [--upstream URL]   (default)
 //	sessiongate dev     [--listen ADDR]                 fake Clerk + demo upstream + gate
 //	sessiongate dev token [--user ID] [--org ID] ...    mint another dev token
-//	sessiongate verify  [--config FILE] TOKEN|-         claims as JSON (exit 0) or the reason (exit 1); -: stdin
+//	sessiongate verify  [--config FILE] TOKEN|-         any credential: claims or identity as JSON (exit 0) or the reason (exit 1); -: stdin
 //	sessiongate sessions list|get|revoke|verify|token   Backend API Sessions calls
 //	sessiongate config check [FILE]                     validate, print the effective config, secrets redacted
 //	sessiongate version
@@ -199,9 +199,11 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	file := fs.String("config", "", "YAML configuration `file` (default: $SESSIONGATE_CONFIG); only the clerk settings matter")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the signing keys")
 	usageFunc(fs, "sessiongate verify [--config FILE] [--timeout D] TOKEN|-",
-		`Verifies one session token against the configured Clerk instance, as the proxy would. Valid: the claims as
-JSON on stdout, exit 0. Invalid: the reason code on stdout and the message on stderr, exit 1. "-" reads the
-token from stdin, which keeps it out of ps and the shell's history.`)
+		`Verifies one credential against the configured Clerk instance, as the proxy would: a session token, an API
+key (ak_), an M2M token (mt_ or JWT) or an OAuth access token (oat_ or JWT); opaque ones need clerk.secret_key.
+Valid: a session's claims, or a machine credential's kind and identity, as JSON on stdout, exit 0. Invalid: the
+reason code on stdout and the message on stderr, exit 1. "-" reads the token from stdin, which keeps it out of
+ps and the shell's history.`)
 	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return parseExit(err)

@@ -206,3 +206,101 @@ func TestMachineFloodIsBoundedThroughTheProxy(t *testing.T) {
 	}
 	t.Logf("%d made-up keys: %d Backend API calls, %d answered 429; the cached key %d/%d", n, calls, limited.Load(), good.Load(), n)
 }
+
+// /metrics counts opaque verifications by kind and outcome (cache hits
+// included) and the cache hits and misses, exactly.
+func TestMachineMetrics(t *testing.T) {
+	t.Parallel()
+	h, _ := machineHarness(t, func(c *config.Config) {
+		c.Cache.MachineTTL = config.Duration(time.Minute)
+		c.Cache.MachineNegativeTTL = config.Duration(time.Minute)
+		c.Machine.MissRate = 0.001
+		c.Machine.MissBurst = 4
+	})
+	_, key := h.inst.CreateAPIKey(clerktest.APIKeyOptions{Scopes: []string{"api"}})
+	for _, tc := range []struct {
+		token  string
+		status int
+	}{
+		{key, 200},          // miss 1
+		{key, 200},          // hit
+		{"ak_unknown", 401}, // miss 2
+		{"ak_unknown", 401}, // hit
+		{"ak_x1", 401},      // miss 3
+		{"ak_x2", 401},      // miss 4: the burst is spent
+		{"ak_x3", 429},      // miss 5, rate-limited
+	} {
+		if resp := bearerGet(t, h.proxyURL+"/keys", tc.token); resp.StatusCode != tc.status {
+			t.Fatalf("%s: %d, want %d", tc.token[:5], resp.StatusCode, tc.status)
+		}
+	}
+	_, body := getWith(t, h.adminURL+"/metrics", "")
+	for _, want := range []string{
+		`sessiongate_machine_verifications_total{kind="api_key",outcome="valid"} 2`,
+		`sessiongate_machine_verifications_total{kind="api_key",outcome="invalid"} 4`,
+		`sessiongate_machine_verifications_total{kind="api_key",outcome="rate_limited"} 1`,
+		`sessiongate_machine_verifications_total{kind="api_key",outcome="revoked"} 0`,
+		`sessiongate_machine_verifications_total{kind="m2m_token",outcome="valid"} 0`,
+		`sessiongate_machine_cache_hits_total 2`,
+		`sessiongate_machine_cache_misses_total 5`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("no %q in /metrics:\n%s", want, grepLines(body, "sessiongate_machine_"))
+		}
+	}
+	if n := h.inst.Requests(clerktest.APIKeysVerifyPath); n != 4 {
+		t.Errorf("%d Backend API calls, want 4 (the misses within the burst)", n)
+	}
+}
+
+// On routes where the browser handshake is on (a publishable key), a
+// machine credential in Authorization never gets the handshake redirect nor
+// the sign-in redirect, whatever Clerk cookies come with it; the same
+// navigation without it does get the handshake.
+func TestMachineCredentialsNeverTriggerTheHandshake(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	inst := clerktest.Start(t, clerktest.Options{SigningKey: signingKey(t), Now: clk.Now, SecretKey: "sk_live_machine_handshake"})
+	a := newClerkApp(t, inst, clk, func(c *config.Config) {
+		c.SignInURL = "https://accounts.example.com/sign-in"
+		c.Routes = []config.Route{
+			{Path: "/api", Upstream: c.Upstream, Accepts: []string{"session_token", "api_key"}},
+			{Path: "/any", Upstream: c.Upstream, Accepts: []string{"any"}},
+			{Path: "/", Upstream: c.Upstream},
+		}
+	})
+	_, key := inst.CreateAPIKey(clerktest.APIKeyOptions{})
+	mch := inst.CreateMachine("nav")
+	expiredJWT := inst.MustMint(t, clerktest.WithMachine(), clerktest.WithUser(mch.ID), clerktest.WithExpiry(clk.Now().Add(-time.Hour)))
+	expiredSession := inst.MustMint(t, clerktest.WithExpiry(clk.Now().Add(-time.Hour)))
+	req := func(path, bearer string) *http.Request {
+		r := nav("http://app.example.test" + path)
+		r.AddCookie(&http.Cookie{Name: "__client_uat", Value: "1"})
+		r.AddCookie(&http.Cookie{Name: "__session", Value: expiredSession})
+		if bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		return r
+	}
+	// The control: this navigation, without a machine credential, is sent
+	// through the handshake.
+	if w := serveApp(a, req("/api", "")); w.Code != http.StatusTemporaryRedirect || !strings.Contains(w.Header().Get("Location"), clerktest.HandshakePath) {
+		t.Fatalf("without a credential: %d Location %q, want the handshake", w.Code, w.Header().Get("Location"))
+	}
+	for _, tc := range []struct {
+		name, path, token string
+		status            int
+		reason            string
+	}{
+		{"valid API key", "/api", key, 200, ""},
+		{"made-up API key", "/api", "ak_madeup", 401, "machine-token-invalid"},
+		{"API key on a session route", "/", key, 401, "token-type-not-accepted"},
+		{"expired M2M JWT", "/any", expiredJWT, 401, "token-expired"},
+	} {
+		w := serveApp(a, req(tc.path, tc.token))
+		if w.Code != tc.status || w.Header().Get("X-Clerk-Auth-Reason") != tc.reason || w.Header().Get("Location") != "" {
+			t.Errorf("%s: %d %q Location %q, want %d %q and no redirect", tc.name, w.Code, w.Header().Get("X-Clerk-Auth-Reason"),
+				w.Header().Get("Location"), tc.status, tc.reason)
+		}
+	}
+}

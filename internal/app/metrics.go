@@ -94,7 +94,26 @@ func (m *metrics) registerGate(gate *middleware.Gate) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sessiongate_token_cache_entries", Help: "Tokens in the verified-token cache.",
 		}, func() float64 { return float64(gate.Stats().CacheSize) }),
+		&machineJWTCollector{gate: gate, desc: prometheus.NewDesc("sessiongate_machine_jwt_verifications_total",
+			"Networkless M2M and OAuth JWT verifications by kind and outcome (valid, invalid, expired, unavailable).",
+			[]string{"kind", "outcome"}, nil)},
 	)
+}
+
+// machineJWTCollector exports the Gate's machine-JWT counters.
+type machineJWTCollector struct {
+	gate *middleware.Gate
+	desc *prometheus.Desc
+}
+
+func (c *machineJWTCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *machineJWTCollector) Collect(ch chan<- prometheus.Metric) {
+	for kind, row := range c.gate.Stats().MachineJWTs {
+		for o, n := range row {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), string(kind), middleware.MachineJWTOutcomes[o])
+		}
+	}
 }
 
 // Observe implements proxy.Observer.
