@@ -326,6 +326,24 @@ func TestSignInWithClaimsFeaturesPlanAndFVA(t *testing.T) {
 			t.Errorf("%s = %s, want %s", name, got, want)
 		}
 	}
+	// The handshake renews the session with the same claims.
+	hs, _ := handshake(t, i, cookieNamed(resp, ClientCookie).Value, url.Values{"format": {"token"}})
+	d, _ := payload(t, i, hs)
+	renewed := ""
+	for _, directive := range d {
+		if v, ok := strings.CutPrefix(directive, SessionCookie+"="); ok {
+			renewed, _, _ = strings.Cut(v, ";")
+		}
+	}
+	if renewed == "" {
+		t.Fatalf("handshake directives %q", d)
+	}
+	rp := parseToken(t, renewed)
+	for _, name := range []string{"fea", "pla", "fva", "email", "public_metadata"} {
+		if string(rp.claims[name]) != string(p.claims[name]) {
+			t.Errorf("handshake token %s = %s, sign-in's %s", name, rp.claims[name], p.claims[name])
+		}
+	}
 	for _, bad := range []url.Values{
 		{"fva": {"3"}},
 		{"fva": {"x, 1"}},

@@ -449,6 +449,16 @@ routes:
 		{"routes: [{path: /, require: {reverification: {level: first_factor, minutes: 5}}}]\n", `unknown key "minutes"`},
 		{"routes: [{path: /, require: {reverification: [strict]}}]\n", "want a preset"},
 		{"routes: [{path: /, require: {reverification: {level: first_factor, after_minutes: soon}}}]\n", "want an integer"},
+		// headers.claims names: `config check` names the key and the problem.
+		{"headers: {claims: {'X Email': email}}\n", "headers.claims.X Email: \"X Email\" is not a valid header name"},
+		{"headers: {claims: {Transfer-Encoding: email}}\n", "headers.claims.Transfer-Encoding: Transfer-Encoding is a hop-by-hop header"},
+		{"headers: {claims: {keep_alive: email}}\n", "headers.claims.keep_alive: keep_alive is a hop-by-hop header"},
+		{"headers: {claims: {Cookie: email}}\n", "headers.claims.Cookie: Cookie carries credentials"},
+		{"headers: {claims: {X-Sessiongate-User-Id: email}}\n", "headers.claims.X-Sessiongate-User-Id: X-Sessiongate-User-Id is an identity header"},
+		{"headers: {prefix: X-Auth-, claims: {x_auth_org_role: email}}\n", "headers.claims.x_auth_org_role: x_auth_org_role is an identity header"},
+		{"headers: {claims: {X-Email: 'a..b'}}\n", "headers.claims.X-Email: X-Email: claim path \"a..b\" has an empty segment"},
+		{"routes: [{path: /, headers: {claims: {Connection: email}}}]\n", "routes[0].headers.claims.Connection: Connection is a hop-by-hop header"},
+		{"routes: [{path: /, headers: {claims: {X-Email: email, x_email: name}}}]\n", "routes[0].headers.claims.x_email: \"X-Email\" and \"x_email\" name one header"},
 	} {
 		_, err := Load(Sources{File: writeFile(t, minimalFile+tc.body), Env: envMap()})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -325,12 +325,17 @@ func (r *Reverification) Validate() error {
 // MetBy applies Clerk's rules to fva: -1 means the user has no factor of
 // that kind. first_factor looks at the first factor; second_factor at the
 // second, or the first for a user without one; multi_factor at both, or the
-// first alone for a user without a second. A missing fva never passes.
+// first alone for a user without a second. A missing fva never passes, nor
+// does a malformed one (an age below -1 in either position), as in
+// @clerk/shared's has({reverification}).
 func (r *Reverification) MetBy(fva *[2]int64) bool {
 	if fva == nil {
 		return false
 	}
 	f1, f2 := fva[0], fva[1]
+	if f1 < -1 || f2 < -1 {
+		return false
+	}
 	within := func(age int64) bool { return age >= 0 && int64(r.AfterMinutes) > age }
 	switch r.Level {
 	case FirstFactor:

@@ -110,24 +110,39 @@ func TestReverificationPresetsAtTheBoundary(t *testing.T) {
 		{"strict, no second factor, first 9 min ago", preset("strict"), fva(9, -1), ""},
 		{"strict, no second factor, first 10 min ago", preset("strict"), fva(10, -1), R},
 		{"strict, no first factor either", preset("strict"), fva(-1, -1), R},
+		{"strict, no first factor, second 9 min ago", preset("strict"), fva(-1, 9), ""},
+		{"strict, no first factor, second 10 min ago", preset("strict"), fva(-1, 10), R},
 		// strict_mfa: multi factor, 10 minutes.
 		{"strict_mfa, both within", preset("strict_mfa"), fva(9, 9), ""},
 		{"strict_mfa, first too old", preset("strict_mfa"), fva(10, 0), R},
 		{"strict_mfa, second too old", preset("strict_mfa"), fva(0, 10), R},
 		{"strict_mfa, no second factor, first within", preset("strict_mfa"), fva(9, -1), ""},
 		{"strict_mfa, no first factor", preset("strict_mfa"), fva(-1, 0), R},
+		{"strict_mfa, no second factor, first 10 min ago", preset("strict_mfa"), fva(10, -1), R},
+		{"strict_mfa, no factor at all", preset("strict_mfa"), fva(-1, -1), R},
 		// moderate: second factor, 60 minutes.
 		{"moderate at 59", preset("moderate"), fva(1000, 59), ""},
 		{"moderate at 60", preset("moderate"), fva(0, 60), R},
+		{"moderate, no second factor, first at 59", preset("moderate"), fva(59, -1), ""},
+		{"moderate, no second factor, first at 60", preset("moderate"), fva(60, -1), R},
+		{"moderate, no first factor, second at 59", preset("moderate"), fva(-1, 59), ""},
 		// lax: second factor, 1,440 minutes.
 		{"lax at 1439", preset("lax"), fva(5000, 1439), ""},
 		{"lax at 1440", preset("lax"), fva(0, 1440), R},
 		{"lax, no second factor, first at 1439", preset("lax"), fva(1439, -1), ""},
+		{"lax, no second factor, first at 1440", preset("lax"), fva(1440, -1), R},
+		{"lax, no first factor, second at 1440", preset("lax"), fva(-1, 1440), R},
 		// Explicit levels.
 		{"first_factor within", explicit(middleware.FirstFactor, 5), fva(4, 100), ""},
 		{"first_factor at the limit", explicit(middleware.FirstFactor, 5), fva(5, 0), R},
 		{"first_factor, -1 first factor", explicit(middleware.FirstFactor, 5), fva(-1, 0), R},
+		{"first_factor, -1 second factor", explicit(middleware.FirstFactor, 5), fva(4, -1), ""},
 		{"multi_factor, both within", explicit(middleware.MultiFactor, 30), fva(29, 29), ""},
+		{"multi_factor, no second factor, first at the limit", explicit(middleware.MultiFactor, 30), fva(30, -1), R},
+		// A malformed fva (an age below -1) fails, whatever the level
+		// looks at, as in @clerk/shared.
+		{"first_factor, malformed second age", explicit(middleware.FirstFactor, 5), fva(1, -2), R},
+		{"strict, malformed first age", preset("strict"), fva(-5, 1), R},
 		// No fva: fails every level.
 		{"strict without fva", preset("strict"), clerktest.WithoutClaim("fva"), R},
 		{"first_factor without fva", explicit(middleware.FirstFactor, 1440), clerktest.WithoutClaim("fva"), R},

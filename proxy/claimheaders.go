@@ -41,18 +41,20 @@ type claimHeader struct {
 }
 
 // compileClaimHeaders merges the top-level mappings with a route's (the
-// route's entry wins for a header both name) into a list sorted by header
-// name, so that headers are set in a stable order.
+// route's entry wins for a header both name, in any spelling: "x_email"
+// replaces "X-Email", since many upstream stacks read both as one
+// variable) into a list sorted by header name, so that headers are set in
+// a stable order.
 func compileClaimHeaders(top, route map[string]string) []claimHeader {
-	merged := map[string]string{}
+	merged := map[string]claimHeader{}
 	for _, m := range []map[string]string{top, route} {
 		for name, path := range m {
-			merged[http.CanonicalHeaderKey(name)] = path
+			merged[normalizeHeader(name)] = claimHeader{name: http.CanonicalHeaderKey(name), path: path}
 		}
 	}
 	out := make([]claimHeader, 0, len(merged))
-	for name, path := range merged {
-		out = append(out, claimHeader{name: name, path: path})
+	for _, ch := range merged {
+		out = append(out, ch)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out

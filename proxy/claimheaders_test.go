@@ -39,6 +39,7 @@ func TestClaimHeaders(t *testing.T) {
 	f := newFixture(t, func(up *url.URL) []proxy.Route {
 		return []proxy.Route{
 			{Path: "/billing", Upstream: up, ClaimHeaders: map[string]string{"X-Plan": "pla", "X-Email": "public_metadata.contact"}},
+			{Path: "/spelled", Upstream: up, ClaimHeaders: map[string]string{"x_email": "name"}},
 			{Path: "/", Upstream: up},
 		}
 	}, func(o *proxy.Options) {
@@ -106,6 +107,22 @@ func TestClaimHeaders(t *testing.T) {
 	}
 	if hdr(e, "X-Plan") != "o:pro" || hdr(e, "X-Email") != "billing@example.com" || hdr(e, "X-Seats") != "5" {
 		t.Errorf("route mappings: plan %q email %q seats %q", hdr(e, "X-Plan"), hdr(e, "X-Email"), hdr(e, "X-Seats"))
+	}
+
+	// A route's entry replaces the top level's in another spelling too:
+	// stacks that read "_" as "-" would otherwise see two values.
+	_, e = f.do(t, get("/spelled", tok))
+	if e == nil {
+		t.Fatal("upstream not reached")
+	}
+	var emails []string
+	for k, vs := range e.Header {
+		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Email") {
+			emails = append(emails, k+": "+strings.Join(vs, ","))
+		}
+	}
+	if len(emails) != 1 || !strings.HasSuffix(emails[0], ": Zoë Ångström") {
+		t.Errorf("route entry in another spelling: upstream got %q", emails)
 	}
 
 	// Forward-auth answers carry them too, for the front proxy to copy.

@@ -25,6 +25,8 @@ const (
 	Public
 )
 
+// String is the policy's name in the configuration file's auth key:
+// "required", "optional" or "public".
 func (a Auth) String() string {
 	switch a {
 	case Optional:
@@ -80,7 +82,8 @@ type Route struct {
 	// while the upstream serves its /admin handler. Off by default.
 	CaseInsensitive bool
 	// ClaimHeaders are this route's claim headers, added to
-	// Options.ClaimHeaders (this route's entry wins for a header both name).
+	// Options.ClaimHeaders (this route's entry wins for a header both name,
+	// in any spelling).
 	ClaimHeaders map[string]string
 }
 

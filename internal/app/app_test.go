@@ -340,6 +340,7 @@ func TestClaimHeadersAndRequirementsFromConfig(t *testing.T) {
 		seen.Store(r.Header.Clone())
 	})
 	h.waitReady(t, 200)
+	var lastBody []byte
 	get := func(path string, opts ...clerktest.TokenOption) (*http.Response, http.Header) {
 		t.Helper()
 		seen.Store(http.Header{})
@@ -350,6 +351,7 @@ func TestClaimHeadersAndRequirementsFromConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		lastBody, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		return resp, seen.Load().(http.Header)
 	}
@@ -364,6 +366,17 @@ func TestClaimHeadersAndRequirementsFromConfig(t *testing.T) {
 	resp, _ = get("/billing", clerktest.WithPlan("o:pro"), clerktest.WithUserFeatures("export"), clerktest.WithFactorVerificationAge(0, 11))
 	if resp.StatusCode != 403 || resp.Header.Get("X-Clerk-Auth-Reason") != "reverification-required" {
 		t.Fatalf("/billing with an old second factor: %d %q", resp.StatusCode, resp.Header.Get("X-Clerk-Auth-Reason"))
+	}
+	// The proxy's 403 carries Clerk's clerk_error, for useReverification.
+	var rv struct {
+		ClerkError struct {
+			Type, Reason string
+			Metadata     struct{ Reverification any }
+		} `json:"clerk_error"`
+	}
+	if err := json.Unmarshal(lastBody, &rv); err != nil || rv.ClerkError.Type != "forbidden" ||
+		rv.ClerkError.Reason != "reverification-error" || rv.ClerkError.Metadata.Reverification != "strict" {
+		t.Fatalf("reverification 403 body %s (%v)", lastBody, err)
 	}
 	resp, up = get("/billing", clerktest.WithPlan("o:pro"), clerktest.WithUserFeatures("export"), clerktest.WithFactorVerificationAge(0, 1),
 		clerktest.WithClaim("email", "bad\nvalue"))
