@@ -24,6 +24,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/internal/redistest"
 	"github.com/sessiongate/sessiongate/internal/testcert"
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
@@ -64,16 +65,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freeAddr picks a loopback address for a child process (sessiongate,
-// Prometheus), which takes addresses, not listeners.
+// freeAddr reserves a loopback address for a child process (sessiongate,
+// Prometheus), which takes addresses, not listeners: the port stays
+// reserved until the test ends, so nothing else takes it before the child
+// binds it (package testport).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testport.Reserve(t)
 }
 
 // selfSignedCert writes a server certificate for 127.0.0.1 and its key

@@ -325,6 +325,8 @@ const (
 	Failed
 )
 
+// String names the status as logs and metrics label it: "signed-in",
+// "signed-out", "handshake" (Redirect) or "failed".
 func (s Status) String() string {
 	switch s {
 	case SignedIn:

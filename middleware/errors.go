@@ -107,6 +107,8 @@ type Error struct {
 	RetryAfter time.Duration
 }
 
+// Error is "middleware: ", the Reason and, when there is one, ": " and the
+// Message.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return "middleware: " + string(e.Reason)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testport"
 )
 
 // Bounds on everything the real-front-proxy tests wait for.
@@ -55,15 +57,11 @@ type childProcess struct {
 	err      error         // Wait's result, set before done is closed
 }
 
-// newChildProcess picks a free loopback port and a fresh directory. Another
-// process may take the port before the child binds it: startChild retries.
+// newChildProcess reserves a loopback port (package testport: nothing else
+// can take it before the child binds it) and a fresh directory. startChild
+// still retries on another port should the child find it in use.
 func newChildProcess(t *testing.T, name string, stopSig os.Signal, logFiles ...string) (*childProcess, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testport.ReservePort(t)
 	return &childProcess{
 		name: name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir(),
 		logFiles: logFiles, stopSig: stopSig, done: make(chan struct{}),

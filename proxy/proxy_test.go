@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
@@ -571,13 +572,8 @@ func TestForwardedHeaders(t *testing.T) {
 
 func TestUpstreamErrors(t *testing.T) {
 	t.Parallel()
-	// A closed port: connection refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := mustURL(t, "http://"+ln.Addr().String())
-	ln.Close()
+	// A reserved port nothing listens on: connection refused.
+	down := mustURL(t, "http://"+testport.Reserve(t))
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
@@ -19,15 +20,7 @@ import (
 // against a real socket.
 func TestUpstreamErrorKind(t *testing.T) {
 	t.Parallel()
-	closedAddr := func(t *testing.T) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		return addr
-	}
+	closedAddr := func(t *testing.T) string { return testport.Reserve(t) } // refuses connections
 	// A server that accepts and closes without answering.
 	hangUp := func(t *testing.T) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

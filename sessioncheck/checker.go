@@ -56,7 +56,10 @@ type RateLimitedError struct {
 	Err        error
 }
 
+// Error describes the refusal with the cause's text.
 func (e *RateLimitedError) Error() string { return "sessioncheck: rate limited: " + e.Err.Error() }
+
+// Unwrap returns Err, for errors.Is and errors.As.
 func (e *RateLimitedError) Unwrap() error { return e.Err }
 
 // Mode is a route's session_check.

@@ -347,6 +347,9 @@ type event struct {
 	} `json:"data"`
 }
 
+// ServeHTTP verifies one delivery and acts on it: a POST only, its svix
+// headers and signature checked before the body is read, at most MaxBody
+// bytes within ReadTimeout, and each message id acted on once.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Logger
 	if log == nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
@@ -295,12 +296,7 @@ func TestDevToken(t *testing.T) {
 }
 
 func TestDevTokenUsageAndUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	closed := "http://" + testport.Reserve(t) // refuses connections
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
@@ -41,17 +42,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr picks a loopback address for the binary, which takes addresses,
-// not listeners: another process could in principle take the port before
-// the binary binds it.
+// freeAddr reserves a loopback address for the binary, which takes
+// addresses, not listeners: the port stays reserved until the test ends, so
+// nothing else takes it before the binary binds it (package testport). Until
+// then, nothing answers there.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testport.Reserve(t)
 }
 
 // command runs the binary with a clean environment plus env.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
@@ -62,7 +62,8 @@ type webDriver struct {
 	hc      *http.Client
 }
 
-// startBrowser starts chromedriver on a free loopback port and a headless
+// startBrowser starts chromedriver on a reserved loopback port (package
+// testport) and a headless
 // chromium session with a throw-away profile. Both end with the test.
 func startBrowser(t *testing.T, chromium, driver string) *webDriver {
 	t.Helper()
@@ -70,12 +71,7 @@ func startBrowser(t *testing.T, chromium, driver string) *webDriver {
 	// the one below that ends the browser, not while chromium still
 	// writes to it.
 	profile := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testport.ReservePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, driver, "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1", "--log-level=WARNING")
 	var logs syncBuffer

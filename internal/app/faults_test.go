@@ -17,6 +17,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
@@ -381,12 +382,7 @@ func resettingListener(t *testing.T, readFirst bool) string {
 // body never leaks the upstream's address or the error text.
 func TestUpstreamFaults(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String()
-	ln.Close()
+	refused := "http://" + testport.Reserve(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	slowSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/buildinfo"
+	"github.com/sessiongate/sessiongate/internal/testport"
 )
 
 // TestUpstreamErrorIsCountedAndLoggedWithTheRequestID: a failed upstream
@@ -17,12 +17,7 @@ import (
 // request id the client got in X-Request-Id.
 func TestUpstreamErrorIsCountedAndLoggedWithTheRequestID(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := "http://" + testport.Reserve(t) // refuses connections
 	h := start(t, func(c *config.Config, _ *clerktest.Instance) {
 		c.Routes = []config.Route{{Path: "/down", Upstream: closed}, {Path: "/", Upstream: c.Upstream}}
 	}, nil)

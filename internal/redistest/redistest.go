@@ -1,5 +1,7 @@
 // Package redistest runs a throwaway redis-server for tests: its own
-// process on a free loopback port, without persistence, stopped when the
+// process on a loopback port reserved for it (package testport: nothing
+// else can take the port between its choice and redis-server's bind, nor
+// while the server is stopped), without persistence, stopped when the
 // test ends. Without a redis-server binary the test is skipped, or fails
 // when CI=true (CI installs it: .ci/run).
 package redistest
@@ -15,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/testport"
 )
 
 // Server is one redis-server process. Stop and Start keep the port, so a
@@ -45,7 +49,7 @@ func Binary(tb testing.TB) string {
 	return bin
 }
 
-// Start starts a redis-server on a free loopback port and stops it in
+// Start starts a redis-server on a reserved loopback port and stops it in
 // tb.Cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
@@ -56,17 +60,8 @@ func Start(tb testing.TB) *Server {
 // extra arguments, such as "--cluster-enabled", "yes".
 func StartWith(tb testing.TB, conf string, extra []string) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, bin: Binary(tb), conf: conf, extra: extra}
-	var err error
-	for range 5 { // another process may take the free port first
-		if s.port, err = freePort(); err != nil {
-			continue
-		}
-		if err = s.start(); err == nil {
-			break
-		}
-	}
-	if err != nil {
+	s := &Server{tb: tb, bin: Binary(tb), conf: conf, extra: extra, port: testport.ReservePort(tb)}
+	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(s.Stop)
@@ -188,24 +183,12 @@ func ping(addr string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// FreePort returns a loopback port nothing listens on (for a URL that must
-// not answer yet).
+// FreePort reserves a loopback port that nothing listens on until StartOn
+// starts a server there (for a URL that must not answer yet); nothing else
+// can take it meanwhile.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	p, err := freePort()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return p
+	return testport.ReservePort(tb)
 }
 
 type syncBuffer struct {
