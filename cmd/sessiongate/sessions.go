@@ -7,15 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerkapi"
+	"github.com/sessiongate/sessiongate/internal/admin"
 	"github.com/sessiongate/sessiongate/internal/clerkwire"
 )
 
@@ -43,18 +42,8 @@ Environment:
 Exit status: 0 ok, 1 Clerk or admin listener error, 2 usage or configuration error.
 `
 
-const (
-	defaultAdminURL = "http://127.0.0.1:9090"
-	// adminDialTimeout bounds reaching the admin listener: past it the
-	// listener counts as unreachable and revoke falls back to Clerk.
-	adminDialTimeout = 5 * time.Second
-	// adminAnswerTimeout bounds the admin's answer once connected. It
-	// exceeds the admin's own 10 s Clerk deadline, so a slow Clerk is
-	// reported by the admin rather than cut short here.
-	adminAnswerTimeout = 15 * time.Second
-	// callTimeout bounds one CLI Backend API call (retries included).
-	callTimeout = 60 * time.Second
-)
+// callTimeout bounds one CLI Backend API call (retries included).
+const callTimeout = 60 * time.Second
 
 // exitUsage and exitAPI are the exit codes scripts can rely on.
 const (
@@ -445,25 +434,10 @@ type revokeResult struct {
 	Admin          string `json:"admin,omitempty"`
 }
 
-// adminAnswer is the admin endpoint's JSON body.
-type adminAnswer struct {
-	SessionID     string `json:"session_id"`
-	DeniedLocally bool   `json:"denied_locally"`
-	DeniedUntil   string `json:"denied_until"`
-	Clerk         string `json:"clerk"`
-	Status        string `json:"status"`
-	Error         string `json:"error"`
-	Message       string `json:"message"`
-}
-
-// errAdminUnreachable wraps a failure to connect to the admin listener:
-// nothing reached it, so falling back to Clerk is safe.
-var errAdminUnreachable = errors.New("admin listener unreachable")
-
 func (c *sessionsCmd) revoke(args []string) int {
 	fs := c.flags()
 	asJSON := fs.Bool("json", false, "print JSON")
-	admin := fs.String("admin", "", "admin listener URL of the running sessiongate (default $SESSIONGATE_ADMIN_URL, else "+defaultAdminURL+")")
+	adminURL := fs.String("admin", "", "admin listener URL of the running sessiongate (default $SESSIONGATE_ADMIN_URL, else "+admin.DefaultURL+")")
 	adminToken := fs.String("admin-token", "", "bearer admin token (default $SESSIONGATE_ADMIN_TOKEN)")
 	noLocal := fs.Bool("no-local", false, "revoke at Clerk only, without telling a running sessiongate")
 	pos, code := c.parse(fs, args, 1, "SID")
@@ -476,14 +450,14 @@ func (c *sessionsCmd) revoke(args []string) int {
 	}
 	res := revokeResult{SessionID: sid}
 	if !*noLocal {
-		base := *admin
+		base := *adminURL
 		if base == "" {
 			base = c.env("SESSIONGATE_ADMIN_URL")
 		}
 		if base == "" {
-			base = defaultAdminURL
+			base = admin.DefaultURL
 		}
-		endpoint, err := adminRevokeURL(base, sid)
+		endpoint, err := admin.RevokeURL(base, sid)
 		if err != nil {
 			return c.usagef("--admin: %v", err)
 		}
@@ -491,9 +465,9 @@ func (c *sessionsCmd) revoke(args []string) int {
 		if tok == "" {
 			tok = c.env("SESSIONGATE_ADMIN_TOKEN")
 		}
-		ans, status, err := postAdminRevoke(endpoint, tok)
+		ans, status, err := admin.Revoke(endpoint, tok)
 		switch {
-		case errors.Is(err, errAdminUnreachable):
+		case errors.Is(err, admin.ErrUnreachable):
 			fmt.Fprintf(c.stderr, "%s: warning: %v; revoking at Clerk directly: no local sessiongate was told (running gates learn it through webhooks or session checks)\n", c.name, err)
 		case err != nil:
 			// Connected but no usable answer: the gate may have denied the
@@ -517,7 +491,7 @@ func (c *sessionsCmd) revoke(args []string) int {
 			res.Admin = base
 			res.DeniedLocally = ans.DeniedLocally
 			res.DeniedUntil = ans.DeniedUntil
-			if ans.Clerk == "revoked" {
+			if ans.Clerk == admin.ClerkRevoked {
 				res.RevokedAtClerk, res.Status = true, ans.Status
 				return c.printRevoke(res, *asJSON)
 			}
@@ -557,72 +531,4 @@ func (c *sessionsCmd) printRevoke(r revokeResult, asJSON bool) int {
 		fmt.Fprintf(c.stdout, "%s: denied locally by %s until %s\n", r.SessionID, r.Admin, dash(r.DeniedUntil))
 	}
 	return exitOK
-}
-
-// adminRevokeURL joins the admin base URL and /sessions/{sid}/revoke.
-func adminRevokeURL(base, sid string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%q is not an http(s) URL with a host", base)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q must not carry user info, a query or a fragment", base)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/sessions/" + url.PathEscape(sid) + "/revoke"
-	u.RawPath = ""
-	return u.String(), nil
-}
-
-// postAdminRevoke calls the admin endpoint. A failure to connect wraps
-// errAdminUnreachable; a non-2xx answer is returned with its status and
-// decoded body, not as an error.
-func postAdminRevoke(endpoint, token string) (adminAnswer, int, error) {
-	var ans adminAnswer
-	dialer := &net.Dialer{Timeout: adminDialTimeout}
-	hc := &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 nil, // the admin listener is local infrastructure
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   adminDialTimeout,
-			ResponseHeaderTimeout: adminAnswerTimeout,
-		},
-		// A redirect would carry the admin token elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       adminDialTimeout + adminAnswerTimeout,
-	}
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodPost, endpoint, nil)
-	if err != nil {
-		return ans, 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return ans, 0, fmt.Errorf("%w: %v", errAdminUnreachable, op)
-		}
-		return ans, 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return ans, resp.StatusCode, fmt.Errorf("reading the answer: %w", err)
-	}
-	if err := json.Unmarshal(body, &ans); err != nil {
-		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			return ans, resp.StatusCode, fmt.Errorf("answer %d is not the revoke endpoint's JSON", resp.StatusCode)
-		}
-		ans.Message = strings.TrimSpace(string(body))
-		if len(ans.Message) > 200 {
-			ans.Message = ans.Message[:200]
-		}
-	}
-	return ans, resp.StatusCode, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
+	"github.com/sessiongate/sessiongate/internal/admin"
 	"github.com/sessiongate/sessiongate/internal/jsonresp"
 	"github.com/sessiongate/sessiongate/internal/linewriter"
 	"github.com/sessiongate/sessiongate/jwks"
@@ -425,7 +426,7 @@ func (a *App) adminHandler() http.Handler {
 		writeStatus(w, http.StatusOK, "ready", "")
 	})
 	mux.Handle("GET /metrics", a.requireMetrics(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
-	mux.Handle("POST /sessions/{sid}/revoke", a.requireAdmin(http.HandlerFunc(a.revokeHandler)))
+	mux.Handle(admin.RevokePattern, a.requireAdmin(a.adminSessions().RevokeHandler()))
 	if a.cfg.AdminPprof && a.cfg.AdminToken != "" {
 		// Config refuses admin_pprof without admin_token; the second condition
 		// keeps an unguarded profile endpoint impossible even for an App built

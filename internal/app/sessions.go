@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
-	"github.com/sessiongate/sessiongate/internal/clerkwire"
-	"github.com/sessiongate/sessiongate/internal/jsonresp"
+	"github.com/sessiongate/sessiongate/internal/admin"
 	"github.com/sessiongate/sessiongate/sessioncheck"
 	"github.com/sessiongate/sessiongate/templatetoken"
 	"github.com/sessiongate/sessiongate/webhook"
@@ -178,34 +176,12 @@ func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
 	}, nil
 }
 
-// revokeHandler serves POST /sessions/{sid}/revoke on the admin listener:
-// deny locally first (it takes effect on the very next request whatever
-// Clerk answers), then revoke at Clerk.
-func (a *App) revokeHandler(w http.ResponseWriter, r *http.Request) {
-	sid := r.PathValue("sid")
-	if !clerkwire.ValidSessionID(sid) {
-		writeAdminError(w, http.StatusBadRequest, "bad_request", "not a session id ("+clerkwire.SessionIDShape+")")
-		return
+// adminSessions is the admin session API's server side (internal/admin),
+// given the App's deny list, template caches and Backend API client.
+func (a *App) adminSessions() *admin.Server {
+	srv := &admin.Server{DenyLocally: a.revokeLocally, Logger: a.log}
+	if a.api != nil { // a nil *clerkapi.Client must stay a nil interface
+		srv.Clerk = a.api
 	}
-	until := a.revokeLocally(r.Context(), sid)
-	body := map[string]any{"session_id": sid, "denied_locally": true, "denied_until": until.UTC().Format(time.RFC3339)}
-	if a.api == nil {
-		body["clerk"] = "skipped: no clerk.secret_key configured"
-		jsonresp.Write(w, http.StatusOK, body)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	s, err := a.api.Revoke(ctx, sid)
-	if err != nil {
-		a.log.Warn("revoke at Clerk failed; the session stays denied locally", zap.String("sid", sid), zap.Error(err))
-		body["error"] = "bad_gateway"
-		body["message"] = "denied locally; Clerk did not confirm the revocation: " + err.Error()
-		jsonresp.Write(w, http.StatusBadGateway, body)
-		return
-	}
-	a.log.Info("session revoked", zap.String("sid", sid))
-	body["clerk"] = "revoked"
-	body["status"] = string(s.Status)
-	jsonresp.Write(w, http.StatusOK, body)
+	return srv
 }
