@@ -216,14 +216,16 @@ type Log struct {
 	Async bool `yaml:"async"`
 }
 
-// Auth policies of a route.
+// Auth policies of a route, as the configuration file spells them (the
+// values proxy.ParseAuth reads; Route.AuthPolicy is the typed policy).
 const (
 	AuthPublic   = "public"
 	AuthOptional = "optional"
 	AuthRequired = "required"
 )
 
-// Session check modes of a route.
+// Session check modes of a route, as the file spells them
+// (sessioncheck.ParseMode; Route.SessionCheckMode is the typed mode).
 const (
 	SessionCheckOff    = "off"
 	SessionCheckCached = "cached"

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/middleware"
 	"github.com/sessiongate/sessiongate/proxy"
+	"github.com/sessiongate/sessiongate/sessioncheck"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -109,7 +110,7 @@ func NormalizeRole(role string) string {
 // (pk_live_, or pk_test_: a development instance runs Clerk's dev-browser
 // flow).
 func (r Route) HandshakeEnabled(c *Config) bool {
-	if r.Auth == AuthPublic {
+	if r.AuthPolicy() == proxy.Public {
 		return false
 	}
 	if r.Handshake != nil {
@@ -374,7 +375,7 @@ func (c *Config) validateTuning(ps *problems) {
 	}
 	if !bad["cache.session_ttl"] && c.Cache.SessionTTL == 0 {
 		for i, r := range c.Routes {
-			if r.SessionCheck == SessionCheckCached {
+			if r.SessionCheckMode() == sessioncheck.Cached {
 				ps.add("cache.session_ttl", "must be more than 0: routes[%d] has session_check cached", i)
 				break
 			}
@@ -433,7 +434,9 @@ func (c *Config) validateRoutes(ps *problems) {
 	seen := map[string]seenRoute{}
 	for i, r := range c.Routes {
 		key := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
-		auth, check, onErr := orDefault(r.Auth, AuthRequired), orDefault(r.SessionCheck, SessionCheckOff), orDefault(r.OnSessionCheckError, OnErrorDeny)
+		auth, authOK := proxy.ParseAuth(r.Auth)
+		check, checkOK := sessioncheck.ParseMode(r.SessionCheck)
+		_, onErrOK := sessioncheck.ParseOnError(r.OnSessionCheckError)
 		switch {
 		case r.Path == "":
 			ps.add(key("path"), "required")
@@ -454,24 +457,24 @@ func (c *Config) validateRoutes(ps *problems) {
 				ps.add(key("upstream"), "%s", msg)
 			}
 		}
-		if !oneOf(auth, AuthPublic, AuthOptional, AuthRequired) {
+		if !authOK {
 			ps.add(key("auth"), "%q is not one of public, optional, required", r.Auth)
 		}
-		if !oneOf(check, SessionCheckOff, SessionCheckCached, SessionCheckStrict) {
+		if !checkOK {
 			ps.add(key("session_check"), "%q is not one of off, cached, strict", r.SessionCheck)
-		} else if check != SessionCheckOff && !hasSecret {
+		} else if check != sessioncheck.Off && !hasSecret {
 			ps.add(key("session_check"), "%s needs clerk.secret_key (CLERK_SECRET_KEY)", check)
-		} else if check != SessionCheckOff && auth == AuthPublic {
+		} else if check != sessioncheck.Off && authOK && auth == proxy.Public {
 			ps.add(key("session_check"), "a public route has no session to check")
 		}
-		if !oneOf(onErr, OnErrorDeny, OnErrorAllow) {
+		if !onErrOK {
 			ps.add(key("on_session_check_error"), "%q is not one of deny, allow", r.OnSessionCheckError)
 		}
 		if r.TokenTemplate != "" && !hasSecret {
 			ps.add(key("token_template"), "needs clerk.secret_key (CLERK_SECRET_KEY)")
 		}
 		req := r.Require
-		if auth == AuthPublic && !req.IsZero() {
+		if auth == proxy.Public && !req.IsZero() {
 			ps.add(key("require"), "a public route has nothing to check")
 		}
 		for j, a := range r.Accepts {
@@ -479,10 +482,10 @@ func (c *Config) validateRoutes(ps *problems) {
 				ps.add(fmt.Sprintf("routes[%d].accepts[%d]", i, j), "%q is not one of session_token, api_key, m2m_token, oauth_token, any", a)
 			}
 		}
-		if auth == AuthPublic && len(r.Accepts) > 0 {
+		if auth == proxy.Public && len(r.Accepts) > 0 {
 			ps.add(key("accepts"), "a public route checks no credential")
 		}
-		if !hasSecret && (slices.Contains(r.Accepts, "api_key") || slices.Contains(r.Accepts, "any")) {
+		if !hasSecret && (slices.Contains(r.Accepts, string(middleware.APIKey)) || slices.Contains(r.Accepts, "any")) {
 			ps.add(key("accepts"), "api_key needs clerk.secret_key (CLERK_SECRET_KEY): API keys are verified by the Backend API")
 		}
 		for j, sc := range req.Scopes {
@@ -510,7 +513,7 @@ func (c *Config) validateRoutes(ps *problems) {
 		}
 		if r.Handshake != nil && *r.Handshake {
 			switch {
-			case auth == AuthPublic:
+			case auth == proxy.Public:
 				ps.add(key("handshake"), "a public route never handshakes (remove handshake or set it to false)")
 			case c.Clerk.PublishableKey == "":
 				ps.add(key("handshake"), "needs clerk.publishable_key (CLERK_PUBLISHABLE_KEY)")
@@ -541,22 +544,6 @@ func (c *Config) validateRoutes(ps *problems) {
 			}
 		}
 	}
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-func oneOf(v string, set ...string) bool {
-	for _, s := range set {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // hostPort checks a listen address and returns its host.

@@ -25,6 +25,21 @@ const (
 	Public
 )
 
+// ParseAuth reads a policy by its name in the configuration file's auth
+// key; "" is Required, the default. ok is false for any other name. It is
+// the one translation from the configuration's spelling to the policy.
+func ParseAuth(name string) (a Auth, ok bool) {
+	switch name {
+	case "", "required":
+		return Required, true
+	case "optional":
+		return Optional, true
+	case "public":
+		return Public, true
+	}
+	return Required, false
+}
+
 // String is the policy's name in the configuration file's auth key:
 // "required", "optional" or "public".
 func (a Auth) String() string {

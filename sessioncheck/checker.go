@@ -81,6 +81,55 @@ const (
 	Allow
 )
 
+// ParseMode reads a mode by its name in the configuration file's
+// session_check key ("off", "cached", "strict"; "" is Off, the default).
+// ok is false for any other name. It is the one translation from the
+// configuration's spelling to the mode.
+func ParseMode(name string) (m Mode, ok bool) {
+	switch name {
+	case "", "off":
+		return Off, true
+	case "cached":
+		return Cached, true
+	case "strict":
+		return Strict, true
+	}
+	return Off, false
+}
+
+// String is the mode's name in the configuration file.
+func (m Mode) String() string {
+	switch m {
+	case Cached:
+		return "cached"
+	case Strict:
+		return "strict"
+	default:
+		return "off"
+	}
+}
+
+// ParseOnError reads the configuration file's on_session_check_error
+// ("deny", "allow"; "" is Deny, the default). ok is false for any other
+// name.
+func ParseOnError(name string) (e OnError, ok bool) {
+	switch name {
+	case "", "deny":
+		return Deny, true
+	case "allow":
+		return Allow, true
+	}
+	return Deny, false
+}
+
+// String is the policy's name in the configuration file.
+func (e OnError) String() string {
+	if e == Allow {
+		return "allow"
+	}
+	return "deny"
+}
+
 // Config configures a Service.
 type Config struct {
 	// Lookup asks Clerk. Required unless every route is Off.

@@ -321,7 +321,7 @@ func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 				return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
 			}
 		}
-		checker, err := a.sessions.Checker(sessionMode(r), onError(r), r.AllowPending)
+		checker, err := a.sessions.Checker(r.SessionCheckMode(), r.OnSessionCheckErrorPolicy(), r.AllowPending)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d].session_check: %w", i, err)
 		}
@@ -341,21 +341,14 @@ func (a *App) buildRoutes(cfg *config.Config) ([]proxy.Route, error) {
 				return nil, fmt.Errorf("routes[%d].token_template: %w", i, err)
 			}
 			pr.UpstreamToken = src
-			pr.UpstreamTokenAllowOnError = r.OnSessionCheckError == config.OnErrorAllow
+			pr.UpstreamTokenAllowOnError = r.OnSessionCheckErrorPolicy() == sessioncheck.Allow
 		}
 		if h, err := a.routeHandshake(cfg, i); err != nil {
 			return nil, err
 		} else if h != nil {
 			pr.Handshake = h
 		}
-		switch r.Auth {
-		case config.AuthPublic:
-			pr.Auth = proxy.Public
-		case config.AuthOptional:
-			pr.Auth = proxy.Optional
-		default:
-			pr.Auth = proxy.Required
-		}
+		pr.Auth = r.AuthPolicy()
 		out = append(out, pr)
 	}
 	return out, nil

@@ -108,24 +108,6 @@ func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Ti
 	return nil
 }
 
-func sessionMode(r config.Route) sessioncheck.Mode {
-	switch r.SessionCheck {
-	case config.SessionCheckCached:
-		return sessioncheck.Cached
-	case config.SessionCheckStrict:
-		return sessioncheck.Strict
-	default:
-		return sessioncheck.Off
-	}
-}
-
-func onError(r config.Route) sessioncheck.OnError {
-	if r.OnSessionCheckError == config.OnErrorAllow {
-		return sessioncheck.Allow
-	}
-	return sessioncheck.Deny
-}
-
 // templateSource returns the (shared) template-token source for a template.
 func (a *App) templateSource(cfg *config.Config, name string) (*templatetoken.Source, error) {
 	a.templatesMu.Lock()
