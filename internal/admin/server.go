@@ -34,7 +34,7 @@ type Server struct {
 
 // RevokeHandler serves RevokePattern: deny locally first (it takes effect
 // on the very next request whatever Clerk answers), then revoke at Clerk.
-// It does no authentication: the caller wraps it.
+// It does no authentication: NewHandler wraps it in the admin token check.
 func (s *Server) RevokeHandler() http.Handler { return http.HandlerFunc(s.revoke) }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {

@@ -1,14 +1,15 @@
-// Package admin is sessiongate's admin session API in one place: the wire
-// types both sides use, the server's handler for the admin listener, and
-// the client `sessiongate sessions revoke` calls it with.
+// Package admin is sessiongate's admin listener in one place: its handler
+// (NewHandler: the probes, /metrics, the session API and pprof, behind the
+// admin and metrics tokens, and the browser refusal of a token-less
+// listener), the session API's wire types both sides use, and the client
+// `sessiongate sessions revoke` calls it with.
 //
-// The endpoint is
+// The session API's endpoint is
 //
 //	POST /sessions/{sid}/revoke
 //
-// on the admin listener. The admin token check (and the browser refusal of
-// a token-less listener) stays with the listener's assembly in
-// internal/app, which wraps the handler this package returns.
+// on the admin listener. The process's assembly (internal/app) only fills
+// in a HandlerConfig: readiness, the metrics registry, the tokens.
 package admin
 
 // RevokePattern is the ServeMux pattern of the revoke endpoint.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"os"
@@ -28,8 +27,8 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/internal/admin"
-	"github.com/sessiongate/sessiongate/internal/jsonresp"
 	"github.com/sessiongate/sessiongate/internal/linewriter"
+	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/machine"
 	"github.com/sessiongate/sessiongate/middleware"
@@ -38,6 +37,9 @@ import (
 	"github.com/sessiongate/sessiongate/sessioncheck"
 	"github.com/sessiongate/sessiongate/templatetoken"
 )
+
+// defaultReservedReadTimeout is Options.ReservedReadTimeout's default.
+const defaultReservedReadTimeout = 5 * time.Second
 
 // Options are what the configuration does not say.
 type Options struct {
@@ -80,7 +82,7 @@ type App struct {
 	keys    keySource
 	remote  *jwks.Remote // nil with a static key
 	gate    *middleware.Gate
-	handler http.Handler // the current proxy (front), reserved paths bounded (guards.go)
+	handler http.Handler // the current proxy (front), reserved paths bounded (netutil.BoundBodies)
 	metrics *metrics
 	admin   http.Handler
 
@@ -232,7 +234,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.front.Store(&front{cfg: cfg, proxy: p})
-	a.handler = boundReserved(http.HandlerFunc(a.serveFront), a.reservedReadTimeout)
+	// The proxy listener has no ReadTimeout (uploads and streams pass
+	// through it); its reserved paths need no long bodies: forward-auth
+	// never reads one (front proxies send none) and the webhook reads at
+	// most webhook.MaxBody.
+	a.handler = netutil.BoundBodies(http.HandlerFunc(a.serveFront), proxy.ReservedPrefix, a.reservedReadTimeout, proxy.ForwardAuthPath)
 	if a.certs, err = newCertReloader(cfg.TLS, a.pollInterval(opts), log.Named("tls")); err != nil {
 		a.Close()
 		return nil, err
@@ -376,7 +382,7 @@ func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Ready reports whether the App can verify tokens: keys loaded and not past
 // max_stale, and Redis in step when it must be (redis.go).
-func (a *App) Ready() bool { return a.keys.Ready() && a.redisNotReady() == "" }
+func (a *App) Ready() bool { ok, _ := a.readiness(); return ok }
 
 // Close stops background work (the key refresh). It is idempotent.
 func (a *App) Close() {
@@ -390,67 +396,36 @@ func (a *App) Close() {
 	})
 }
 
-// adminHandler serves /healthz, /readyz and /metrics. /healthz and /readyz
-// are open (probes carry no credentials and the answers hold no secrets);
-// everything else requires the admin token when one is configured. Without
-// one, the listener is loopback-only and refuses browsers (refuseBrowsers).
+// adminHandler is the admin listener's handler (internal/admin), given the
+// App's readiness, metrics registry, session API and tokens.
 func (a *App) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeStatus(w, http.StatusOK, "ok", "")
+	return admin.NewHandler(admin.HandlerConfig{
+		Ready:        a.readiness,
+		Metrics:      promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}),
+		Sessions:     a.adminSessions(),
+		AdminToken:   a.cfg.AdminToken.Reveal(),
+		MetricsToken: a.cfg.MetricsToken.Reveal(),
+		Pprof:        a.cfg.AdminPprof,
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !a.keys.Ready() {
-			msg := "no usable signing keys"
-			if a.remote != nil {
-				if st := a.remote.Stats(); st.LastSuccess.IsZero() {
-					msg = "signing keys not loaded yet"
-				} else {
-					msg = "signing keys older than jwks.max_stale"
-				}
+}
+
+// readiness is what GET /readyz answers: ready, or why not.
+func (a *App) readiness() (bool, string) {
+	if !a.keys.Ready() {
+		msg := "no usable signing keys"
+		if a.remote != nil {
+			if st := a.remote.Stats(); st.LastSuccess.IsZero() {
+				msg = "signing keys not loaded yet"
+			} else {
+				msg = "signing keys older than jwks.max_stale"
 			}
-			writeStatus(w, http.StatusServiceUnavailable, "unavailable", msg)
-			return
 		}
-		if msg := a.redisNotReady(); msg != "" {
-			writeStatus(w, http.StatusServiceUnavailable, "unavailable", msg)
-			return
-		}
-		writeStatus(w, http.StatusOK, "ready", "")
-	})
-	mux.Handle("GET /metrics", a.requireMetrics(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
-	mux.Handle(admin.RevokePattern, a.requireAdmin(a.adminSessions().RevokeHandler()))
-	if a.cfg.AdminPprof && a.cfg.AdminToken != "" {
-		// Config refuses admin_pprof without admin_token; the second condition
-		// keeps an unguarded profile endpoint impossible even for an App built
-		// from an unvalidated Config.
-		mux.Handle("GET /debug/pprof/", a.requireAdmin(http.HandlerFunc(pprof.Index)))
-		mux.Handle("GET /debug/pprof/cmdline", a.requireAdmin(http.HandlerFunc(pprof.Cmdline)))
-		mux.Handle("GET /debug/pprof/profile", a.requireAdmin(http.HandlerFunc(pprof.Profile)))
-		mux.Handle("GET /debug/pprof/symbol", a.requireAdmin(http.HandlerFunc(pprof.Symbol)))
-		mux.Handle("GET /debug/pprof/trace", a.requireAdmin(http.HandlerFunc(pprof.Trace)))
+		return false, msg
 	}
-	if a.cfg.AdminToken == "" {
-		return refuseBrowsers(mux)
+	if msg := a.redisNotReady(); msg != "" {
+		return false, msg
 	}
-	return mux
-}
-
-// writeStatus answers a probe: {"status":"ok"}, {"status":"ready"}, or
-// {"status":"unavailable","message":…}.
-func writeStatus(w http.ResponseWriter, status int, s, msg string) {
-	body := map[string]string{"status": s}
-	if msg != "" {
-		body["message"] = msg
-	}
-	jsonresp.Write(w, status, body)
-}
-
-// writeAdminError answers a refused admin request in the body shape of
-// every sessiongate error, without a reason code:
-// {"error":"unauthenticated","message":…}.
-func writeAdminError(w http.ResponseWriter, status int, code, msg string) {
-	jsonresp.Write(w, status, jsonresp.ErrorBody{Error: code, Message: msg})
+	return true, ""
 }
 
 // Run listens on the configured addresses and serves until ctx is done,

@@ -153,7 +153,7 @@ func (a *App) webhookHandler(cfg *config.Config) (http.Handler, error) {
 		RevokeContext: func(ctx context.Context, sid string) { a.revokeLocally(ctx, sid) },
 		Seen:          a.webhookSeen(),
 		Logger:        a.log.Named("webhook"),
-		// The same bound as the other reserved paths (boundReserved).
+		// The same bound as the other reserved paths (netutil.BoundBodies in New).
 		ReadTimeout: a.reservedReadTimeout,
 	}, nil
 }

@@ -1,7 +1,8 @@
-// Package netutil holds the address and header rules that several of
+// Package netutil holds the address, header and connection rules that
 // sessiongate's packages apply, so that each rule has one definition: which
-// hosts count as loopback, and whether a comma-separated header such as
-// Connection or Upgrade holds a token.
+// hosts count as loopback, whether a comma-separated header such as
+// Connection or Upgrade holds a token, and how long a request's body may
+// take to arrive on a listener without a read timeout (BoundBodies).
 package netutil
 
 import (
