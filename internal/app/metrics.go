@@ -2,6 +2,7 @@ package app
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,26 @@ type metrics struct {
 	claimsDropped *prometheus.CounterVec
 	// backendCalls counts Backend API calls of every client (sessions.go).
 	backendCalls *prometheus.CounterVec
+
+	// Observe's series, resolved once per label set: WithLabelValues
+	// hashes the labels and takes the vector's lock on every call, which
+	// costs more than the increment itself on the request path. The keys
+	// are the vectors' own label sets, so these maps hold no more entries
+	// than the vectors do.
+	requestSeries sync.Map // requestLabels → prometheus.Counter
+	routeSeries   sync.Map // route name → *routeObservers
+}
+
+// requestLabels are sessiongate_requests_total's labels.
+type requestLabels struct {
+	route  string
+	status int
+	reason middleware.Reason
+}
+
+// routeObservers are the per-route histograms of one route.
+type routeObservers struct {
+	duration, upstream prometheus.Observer
 }
 
 // latencyBuckets cover 50 µs (a cache hit) to 10 s (a slow upstream).
@@ -119,15 +140,36 @@ func (c *machineJWTCollector) Collect(ch chan<- prometheus.Metric) {
 // Observe implements proxy.Observer.
 func (m *metrics) Observe(ev proxy.Event) {
 	route := ev.Route
-	m.requests.WithLabelValues(route, strconv.Itoa(ev.Status), string(ev.Reason)).Inc()
-	m.duration.WithLabelValues(route).Observe(ev.Duration.Seconds())
+	m.requestCounter(requestLabels{route, ev.Status, ev.Reason}).Inc()
+	ro := m.routeObservers(route)
+	ro.duration.Observe(ev.Duration.Seconds())
 	if ev.Verify > 0 {
 		m.verify.Observe(ev.Verify.Seconds())
 	}
 	if ev.Upstream > 0 {
-		m.upstream.WithLabelValues(route).Observe(ev.Upstream.Seconds())
+		ro.upstream.Observe(ev.Upstream.Seconds())
 	}
 	if ev.UpstreamError != "" {
 		m.observeUpstreamError(route, ev.UpstreamError)
 	}
+}
+
+// requestCounter is the sessiongate_requests_total series of l.
+func (m *metrics) requestCounter(l requestLabels) prometheus.Counter {
+	if c, ok := m.requestSeries.Load(l); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.requests.WithLabelValues(l.route, strconv.Itoa(l.status), string(l.reason))
+	m.requestSeries.Store(l, c)
+	return c
+}
+
+// routeObservers are the duration histograms of route.
+func (m *metrics) routeObservers(route string) *routeObservers {
+	if ro, ok := m.routeSeries.Load(route); ok {
+		return ro.(*routeObservers)
+	}
+	ro := &routeObservers{duration: m.duration.WithLabelValues(route), upstream: m.upstream.WithLabelValues(route)}
+	m.routeSeries.Store(route, ro)
+	return ro
 }
