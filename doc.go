@@ -20,5 +20,7 @@
 // README.md has the quick start; docs/ holds the configuration, the reason
 // codes and the deployment guides.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: every public package follows the semantic versioning of the
+// module: from v1.0.0 on, an incompatible change to its API comes only with
+// a new major version. Packages under internal/ are not part of the API.
 package sessiongate

@@ -28,5 +28,8 @@
 // in the Authorization header, is scrubbed from every response body before
 // the body is read into an error, and a Client formats without it.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package clerkapi

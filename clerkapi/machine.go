@@ -22,57 +22,57 @@ var (
 
 // APIKey is the verify answer for an API key (the spec's 200 body).
 type APIKey struct {
-	Object           string          `json:"object"` // "api_key"
-	ID               string          `json:"id"`     // ak_…
-	Type             string          `json:"type"`
-	Subject          string          `json:"subject"` // user_…, org_… or mch_…
-	Name             string          `json:"name"`
-	Description      *string         `json:"description"`
-	Claims           json.RawMessage `json:"claims"`
-	Scopes           []string        `json:"scopes"`
-	Revoked          bool            `json:"revoked"`
-	RevocationReason *string         `json:"revocation_reason"`
-	Expired          bool            `json:"expired"`
+	Object           string          `json:"object"`            // "api_key"
+	ID               string          `json:"id"`                // ak_…
+	Type             string          `json:"type"`              // the key's kind, "api_key"
+	Subject          string          `json:"subject"`           // user_…, org_… or mch_…
+	Name             string          `json:"name"`              // the name given at creation
+	Description      *string         `json:"description"`       // nil: none
+	Claims           json.RawMessage `json:"claims"`            // custom claims set on the key; JSON null: none
+	Scopes           []string        `json:"scopes"`            // the scopes granted
+	Revoked          bool            `json:"revoked"`           // revoked at Clerk: the key no longer works
+	RevocationReason *string         `json:"revocation_reason"` // why, when Revoked; nil: not given
+	Expired          bool            `json:"expired"`           // past Expiration: the key no longer works
 	// Expiration is when the key expires, in Unix milliseconds; nil: never.
 	Expiration *int64  `json:"expiration"`
-	CreatedBy  *string `json:"created_by"`
-	LastUsedAt *int64  `json:"last_used_at"`
-	CreatedAt  int64   `json:"created_at"`
-	UpdatedAt  int64   `json:"updated_at"`
+	CreatedBy  *string `json:"created_by"`   // the user_… who created it; nil: not a user
+	LastUsedAt *int64  `json:"last_used_at"` // Unix milliseconds; nil: never used
+	CreatedAt  int64   `json:"created_at"`   // Unix milliseconds
+	UpdatedAt  int64   `json:"updated_at"`   // Unix milliseconds
 }
 
 // M2MToken is the verify answer for an opaque M2M token.
 type M2MToken struct {
-	Object           string          `json:"object"`  // "machine_to_machine_token"
-	ID               string          `json:"id"`      // mt_…
-	Subject          string          `json:"subject"` // mch_…
-	Claims           json.RawMessage `json:"claims"`
-	Scopes           []string        `json:"scopes"` // the machines it may call
-	Revoked          bool            `json:"revoked"`
-	RevocationReason *string         `json:"revocation_reason"`
-	Expired          bool            `json:"expired"`
-	Expiration       *int64          `json:"expiration"` // Unix milliseconds
-	LastUsedAt       *int64          `json:"last_used_at"`
-	CreatedAt        int64           `json:"created_at"`
-	UpdatedAt        int64           `json:"updated_at"`
+	Object           string          `json:"object"`            // "machine_to_machine_token"
+	ID               string          `json:"id"`                // mt_…
+	Subject          string          `json:"subject"`           // mch_…
+	Claims           json.RawMessage `json:"claims"`            // custom claims set on the token; JSON null: none
+	Scopes           []string        `json:"scopes"`            // the machines it may call
+	Revoked          bool            `json:"revoked"`           // revoked at Clerk: the token no longer works
+	RevocationReason *string         `json:"revocation_reason"` // why, when Revoked; nil: not given
+	Expired          bool            `json:"expired"`           // past Expiration: the token no longer works
+	Expiration       *int64          `json:"expiration"`        // Unix milliseconds
+	LastUsedAt       *int64          `json:"last_used_at"`      // Unix milliseconds; nil: never used
+	CreatedAt        int64           `json:"created_at"`        // Unix milliseconds
+	UpdatedAt        int64           `json:"updated_at"`        // Unix milliseconds
 }
 
 // OAuthAccessToken is the verify answer for an OAuth access token. For a
 // JWT access token that is no longer active, Clerk answers {"active":
 // false}: Active is then false and the other fields empty.
 type OAuthAccessToken struct {
-	Object           string   `json:"object"` // "clerk_idp_oauth_access_token"
-	ID               string   `json:"id"`     // oat_…
-	ClientID         string   `json:"client_id"`
-	Subject          string   `json:"subject"` // user_…
-	Scopes           []string `json:"scopes"`
-	Revoked          bool     `json:"revoked"`
-	RevocationReason *string  `json:"revocation_reason"`
-	Expired          bool     `json:"expired"`
-	Expiration       *int64   `json:"expiration"` // Unix milliseconds
-	CreatedAt        int64    `json:"created_at"`
-	UpdatedAt        int64    `json:"updated_at"`
-	Active           *bool    `json:"active"`
+	Object           string   `json:"object"`            // "clerk_idp_oauth_access_token"
+	ID               string   `json:"id"`                // oat_…
+	ClientID         string   `json:"client_id"`         // the OAuth application it was issued to
+	Subject          string   `json:"subject"`           // user_…
+	Scopes           []string `json:"scopes"`            // the scopes granted
+	Revoked          bool     `json:"revoked"`           // revoked at Clerk: the token no longer works
+	RevocationReason *string  `json:"revocation_reason"` // why, when Revoked; nil: not given
+	Expired          bool     `json:"expired"`           // past Expiration: the token no longer works
+	Expiration       *int64   `json:"expiration"`        // Unix milliseconds
+	CreatedAt        int64    `json:"created_at"`        // Unix milliseconds
+	UpdatedAt        int64    `json:"updated_at"`        // Unix milliseconds
+	Active           *bool    `json:"active"`            // false: an inactive JWT access token; nil otherwise
 }
 
 // VerifyAPIKey verifies an API key secret (ak_…): POST

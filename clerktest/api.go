@@ -231,17 +231,17 @@ func (i *Instance) InstanceID() string {
 // the Backend API reports it: an active or pending session whose ExpireAt has
 // passed (by Options.Now) reads as "expired".
 type SessionInfo struct {
-	ID                       string
-	UserID                   string
-	ClientID                 string
-	Status                   string
-	Actor                    *Actor // nil unless an impersonation session
-	LastActiveOrganizationID string
-	CreatedAt                time.Time
-	UpdatedAt                time.Time
-	LastActiveAt             time.Time
-	ExpireAt                 time.Time
-	AbandonAt                time.Time
+	ID                       string    // sess_…
+	UserID                   string    // user_…
+	ClientID                 string    // client_…: the browser the session lives in
+	Status                   string    // "active", "revoked", "ended", "expired", …
+	Actor                    *Actor    // nil unless an impersonation session
+	LastActiveOrganizationID string    // org_…; "" when no organization is active
+	CreatedAt                time.Time // when the session was created
+	UpdatedAt                time.Time // when it last changed
+	LastActiveAt             time.Time // when it was last active
+	ExpireAt                 time.Time // end of its lifetime: 7 days after creation by default
+	AbandonAt                time.Time // abandon_at: 30 days after creation by default
 }
 
 // sessionStatuses are the statuses of the spec's Session schema.

@@ -35,5 +35,9 @@
 // loopback address: it MUST NOT be exposed, because anyone who can reach it
 // can mint tokens it will vouch for.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. It is a test double of
+// Clerk, so its API may grow with Clerk's: minor releases add endpoints,
+// options and token formats as Clerk adds them.
 package clerktest

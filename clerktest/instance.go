@@ -170,8 +170,11 @@ func New(opts Options) (*Instance, error) {
 // import "testing", so the sessiongate binary (whose dev mode runs this
 // fake) does not link the test framework.
 type TB interface {
+	// Helper marks the caller as a test helper, as testing.TB's does.
 	Helper()
+	// Fatalf fails the test with a message and stops it.
 	Fatalf(format string, args ...any)
+	// Cleanup registers a function to run when the test ends.
 	Cleanup(func())
 }
 

@@ -27,8 +27,8 @@ const (
 // authenticates M2M-token verification for tokens granted to it.
 type Machine struct {
 	ID        string // mch_…
-	Name      string
-	SecretKey string
+	Name      string // the name given to CreateMachine
+	SecretKey string // ak_…: authenticates M2M-token verification for this machine
 }
 
 // APIKeyOptions describe an API key to create.
@@ -36,9 +36,9 @@ type APIKeyOptions struct {
 	// Subject is who the key acts for: user_…, org_… or mch_…. Empty: a new
 	// user id.
 	Subject string
-	Name    string
-	Scopes  []string
-	Claims  map[string]any
+	Name    string         // the key's name; empty: "api_key"
+	Scopes  []string       // the scopes the verify answer lists
+	Claims  map[string]any // the verify answer's claims; nil: null
 	// ExpiresIn, when positive, makes the key expire that long from now.
 	ExpiresIn time.Duration
 }
@@ -47,6 +47,8 @@ type APIKeyOptions struct {
 type M2MTokenOptions struct {
 	// Scopes are the machine ids the token may call.
 	Scopes []string
+	// Claims are custom claims: the verify answer's claims for an opaque
+	// token, claims of the JWT otherwise.
 	Claims map[string]any
 	// ExpiresIn, when positive, makes the token expire that long from now;
 	// zero: one hour for a JWT, never for an opaque token.
@@ -59,8 +61,8 @@ type M2MTokenOptions struct {
 type OAuthTokenOptions struct {
 	// UserID is the subject; empty: a new user id.
 	UserID   string
-	ClientID string
-	Scopes   []string
+	ClientID string   // the OAuth application's client id; empty: a random one
+	Scopes   []string // the scopes granted (the JWT's scope claim)
 	// ExpiresIn: as for M2M tokens (one hour for a JWT, never for opaque).
 	ExpiresIn time.Duration
 	// JWT mints an RFC 9068 JWT (typ at+jwt) instead of oat_….

@@ -29,6 +29,8 @@ const maxProxiedRecords = 256
 // ProxiedRequest is what the fake saw of an accepted request that came
 // through a Frontend API proxy. The secret key is not kept.
 type ProxiedRequest struct {
+	// Method, Path and RawQuery are the request's, as the fake received
+	// them.
 	Method, Path, RawQuery string
 	// ProxyURL is Clerk-Proxy-Url.
 	ProxyURL string

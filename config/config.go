@@ -36,14 +36,14 @@ type Config struct {
 	// (SESSIONGATE_UPSTREAM, --upstream).
 	Upstream string `yaml:"upstream"`
 
-	Clerk      Clerk      `yaml:"clerk"`
-	JWKS       JWKS       `yaml:"jwks"`
-	Cache      Cache      `yaml:"cache"`
-	Machine    Machine    `yaml:"machine"`
-	Headers    Headers    `yaml:"headers"`
-	Revocation Revocation `yaml:"revocation"`
-	Server     Server     `yaml:"server"`
-	Log        Log        `yaml:"log"`
+	Clerk      Clerk      `yaml:"clerk"`      // the instance: keys, issuer, browser flow
+	JWKS       JWKS       `yaml:"jwks"`       // refresh of the remote key set
+	Cache      Cache      `yaml:"cache"`      // token, session and machine caches
+	Machine    Machine    `yaml:"machine"`    // bounds on machine-credential calls
+	Headers    Headers    `yaml:"headers"`    // identity and claim headers
+	Revocation Revocation `yaml:"revocation"` // the deny list and where it is shared
+	Server     Server     `yaml:"server"`     // the proxy listener's timeouts
+	Log        Log        `yaml:"log"`        // level, access lines, async writes
 
 	// Connections bounds the WebSockets and streams the proxy passes
 	// through (connections.go).
@@ -169,10 +169,12 @@ type Cache struct {
 type Machine struct {
 	// VerifyConcurrency is the most verification calls in flight. Default 16.
 	VerifyConcurrency int `yaml:"verify_concurrency"`
-	// MissRate and MissBurst: each client address may cause MissRate calls
-	// per second (cache misses), MissBurst at once. Default 10 and 20.
-	MissRate  float64 `yaml:"miss_rate"`
-	MissBurst int     `yaml:"miss_burst"`
+	// MissRate is how many calls per second (cache misses) each client
+	// address may cause. Default 10.
+	MissRate float64 `yaml:"miss_rate"`
+	// MissBurst is how many of them a client address may cause at once.
+	// Default 20.
+	MissBurst int `yaml:"miss_burst"`
 }
 
 // Headers configures the identity headers sent upstream.
@@ -280,13 +282,13 @@ type Route struct {
 
 // Require is a route's organization requirements.
 type Require struct {
-	Org         bool     `yaml:"org"`
+	Org         bool     `yaml:"org"`         // an active organization; Roles and Permissions imply it
 	Roles       []string `yaml:"roles"`       // any of; "admin" == "org:admin"
 	Permissions []string `yaml:"permissions"` // all of
 	// Features (all of) and Plans (any of) are Clerk Billing's fea and pla:
 	// "name", "org:name" or "user:name".
 	Features []string `yaml:"features"`
-	Plans    []string `yaml:"plans"`
+	Plans    []string `yaml:"plans"` // any of; spelled as Features
 	// Reverification is one of Clerk's presets (strict_mfa, strict,
 	// moderate, lax) or {level, after_minutes}.
 	Reverification *Reverification `yaml:"reverification"`
@@ -304,8 +306,8 @@ func (r Require) IsZero() bool {
 // ("strict"), or a mapping {level: second_factor, after_minutes: 10}.
 type Reverification struct {
 	Preset       string // set when written as a preset name
-	Level        string
-	AfterMinutes int
+	Level        string // first_factor, second_factor or multi_factor
+	AfterMinutes int    // most minutes since that verification; positive
 }
 
 // UnmarshalYAML reads a preset name or a {level, after_minutes} mapping,

@@ -5,5 +5,8 @@
 // Frontend API, the cookie suffix and the instance kind from a Clerk
 // publishable key, as package handshake needs them.
 //
-// Experimental: may change.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package config

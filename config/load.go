@@ -26,6 +26,8 @@ type Sources struct {
 // Overrides are the values set by command-line flags; an empty field was not
 // set.
 type Overrides struct {
+	// Listen, Upstream and AdminListen are --listen, --upstream and
+	// --admin-listen (listen, upstream, admin_listen).
 	Listen, Upstream, AdminListen string
 	// LogLevel is --log-level (log.level).
 	LogLevel string

@@ -26,13 +26,13 @@ import (
 // Problem is one thing wrong with a configuration.
 type Problem struct {
 	Key string // key path: "clerk.issuer", "routes[2].upstream"
-	Msg string
+	Msg string // what is wrong, never a secret's value
 }
 
 // ValidationError lists every problem Validate found. Its text has one
 // "<key path>: <problem>" line per problem, and never a secret's value.
 type ValidationError struct {
-	Problems []Problem
+	Problems []Problem // every problem found, at least one
 }
 
 // Error lists the problems, one "<key path>: <problem>" per line after a

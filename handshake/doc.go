@@ -34,5 +34,8 @@
 // redirect, production never answers 500, and the loop guard ends every
 // chain of redirects signed-out.
 //
-// Experimental: may change with Clerk's handshake protocol (APIVersion).
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package handshake

@@ -73,6 +73,9 @@ const (
 // Backend API GET /v1/clients/handshake_payload?nonce=…. *clerkapi.Client
 // implements it.
 type Exchanger interface {
+	// GetHandshakePayload returns the Set-Cookie directives stored under
+	// nonce as Clerk has them; the Handshaker filters them and verifies
+	// the session token among them.
 	GetHandshakePayload(ctx context.Context, nonce string) ([]string, error)
 }
 
@@ -169,9 +172,11 @@ type Config struct {
 	// (clients told apart by ClientKey). A client within it may spend any
 	// of the process's exchanges; a client over it only those above the
 	// reserve, so that no single client can use up what other clients'
-	// returning handshakes need. Zero: DefaultNonceClientRate,
-	// DefaultNonceClientBurst.
-	NonceClientRate  float64
+	// returning handshakes need. NonceClientRate is the exchanges per
+	// second, sustained. Zero: DefaultNonceClientRate.
+	NonceClientRate float64
+	// NonceClientBurst is how many exchanges one client may run back to
+	// back before NonceClientRate applies. Zero: DefaultNonceClientBurst.
 	NonceClientBurst int
 	// ClientKey names the client r comes from, for its budget; it is
 	// called only for a request about to start an exchange. Every distinct
@@ -343,6 +348,7 @@ func (s Status) String() string {
 
 // Outcome is the decision for one request.
 type Outcome struct {
+	// Status is the decision: SignedIn, SignedOut, Redirect or Failed.
 	Status Status
 	// Claims of a SignedIn outcome.
 	Claims *middleware.Claims

@@ -32,6 +32,8 @@ import (
 // *RefreshError for a refusal by Clerk. sessiongate adapts
 // *clerkapi.Client.RefreshSession.
 type Refresher interface {
+	// RefreshSession asks Clerk to renew session sessionID with the
+	// tokens of r.
 	RefreshSession(ctx context.Context, sessionID string, r RefreshRequest) ([]string, error)
 }
 
@@ -53,8 +55,12 @@ type RefreshRequest struct {
 // RefreshError is Clerk's refusal of a refresh: its error code (ClerkErrors
 // errors[0].code), which becomes the handshake reason's suffix.
 type RefreshError struct {
+	// Code is Clerk's error code (errors[0].code); the handshake reason
+	// ends in it when it is a plain identifier.
 	Code string
-	Err  error
+	// Err is the refusal as the client returned it (a *clerkapi.APIError,
+	// say), for errors.As and logs.
+	Err error
 }
 
 // Error names Clerk's code.

@@ -27,5 +27,8 @@
 // imported only by jwx.go, in this package and in the whole module: a move to
 // jwx v3 changes that one file. Nothing else may import jwx.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package jwks

@@ -17,7 +17,10 @@
 //     made-up credentials from one address therefore costs Clerk at most
 //     that budget, and never delays credentials already cached.
 //
-// Stable: follows semantic versioning from v1; new Config fields may be added.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package machine
 
 import (
@@ -72,9 +75,11 @@ type Config struct {
 	NegativeTTL time.Duration
 	// Concurrency bounds the calls in flight. Zero: DefaultConcurrency.
 	Concurrency int
-	// MissRate and MissBurst are each client's budget of calls (cache
-	// misses) per second. Zero: DefaultMissRate, DefaultMissBurst.
-	MissRate  float64
+	// MissRate is each client's budget of calls (cache misses) per
+	// second. Zero: DefaultMissRate.
+	MissRate float64
+	// MissBurst is how many calls a client may make at once before
+	// MissRate applies. Zero: DefaultMissBurst.
 	MissBurst int
 	// CacheSize bounds the cached results. Zero: DefaultCacheSize.
 	CacheSize int

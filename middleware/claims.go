@@ -64,10 +64,10 @@ type Claims struct {
 
 // Actor is the impersonator of an impersonation session (the act claim).
 type Actor struct {
-	Issuer    string
-	SessionID string
-	Subject   string
-	Type      string
+	Issuer    string // act.iss: the issuer of the impersonator's identity
+	SessionID string // act.sid: the impersonator's own session id (sess_…)
+	Subject   string // act.sub: the impersonator's user id (user_…)
+	Type      string // act.type: the kind of actor ("agent"); "" when absent
 }
 
 // HasRole reports whether the active organization role is role. "admin" and

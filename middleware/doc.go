@@ -25,5 +25,8 @@
 // rejects, Optional only attaches claims. A Gate holds no package-level state: build one per
 // Clerk instance with New.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package middleware

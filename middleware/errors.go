@@ -95,7 +95,11 @@ func (r Reason) ErrorCode() string {
 // client, and the cause for logs. Its text MUST NOT contain a token, a cookie
 // value or a secret key, and neither may Message.
 type Error struct {
-	Reason  Reason
+	// Reason is the rejection code: it decides the status (Reason.Status)
+	// and is sent in the body and the X-Clerk-Auth-Reason header.
+	Reason Reason
+	// Message says in words what is wrong, for the client: WriteError
+	// sends it as the body's message. May be empty.
 	Message string
 	// Err is the underlying cause, if any (for errors.Is/As and logs).
 	Err error

@@ -31,6 +31,7 @@ import (
 // jwks.ErrUnavailable when it has no usable key set. It MUST NOT trust
 // anything from the token but the kid.
 type KeySource interface {
+	// Key returns the verification key whose key id is kid.
 	Key(ctx context.Context, kid string) (*jwks.Key, error)
 }
 
@@ -40,6 +41,8 @@ type KeySource interface {
 // *Error (session-revoked, session-status-unavailable) otherwise; any other
 // error is treated as session-status-unavailable (fail closed).
 type SessionChecker interface {
+	// CheckSession reports whether the session claims.SessionID names is
+	// alive: nil if it is.
 	CheckSession(ctx context.Context, claims *Claims) error
 }
 

@@ -131,8 +131,13 @@ func (m *MachineIdentity) HasScope(scope string) bool {
 // Auth is what authenticated a request: a session (Session set) or a
 // machine credential (Machine set). Type says which.
 type Auth struct {
-	Type    TokenType
+	// Type is the kind of credential: SessionToken, APIKey, M2MToken or
+	// OAuthToken (never AnyToken).
+	Type TokenType
+	// Session is the verified session's claims; nil for a machine
+	// credential.
 	Session *Claims
+	// Machine is the verified machine credential; nil for a session.
 	Machine *MachineIdentity
 }
 
@@ -162,6 +167,8 @@ func ContextWithAuth(ctx context.Context, a *Auth) context.Context {
 // per-client rate limits. Errors are *Error values with the machine
 // reasons.
 type MachineVerifier interface {
+	// VerifyMachine verifies secret, a credential of type kind (APIKey,
+	// M2MToken or OAuthToken) sent by client, and returns its identity.
 	VerifyMachine(ctx context.Context, kind TokenType, secret, client string) (*MachineIdentity, error)
 }
 

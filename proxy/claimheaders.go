@@ -31,6 +31,8 @@ const (
 // because its value holds a control character or is over
 // MaxClaimHeaderValue bytes.
 type ClaimHeaderObserver interface {
+	// ClaimHeaderDropped is called for each header not sent, with its
+	// canonical name and ClaimDroppedControl or ClaimDroppedTooLong.
 	ClaimHeaderDropped(header, reason string)
 }
 

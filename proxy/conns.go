@@ -75,7 +75,11 @@ func CloseReasons() []string {
 // ConnectionObserver is told when long-lived connections open and close.
 // Its methods must be fast and safe for concurrent use.
 type ConnectionObserver interface {
+	// ConnectionOpened is called when a connection of kind (ConnWebSocket,
+	// ConnStream) starts to be tracked.
 	ConnectionOpened(kind string)
+	// ConnectionClosed is called once per opened connection when it ends:
+	// reason is one of CloseReasons, open how long it was open.
 	ConnectionClosed(kind, reason string, open time.Duration)
 }
 

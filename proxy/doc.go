@@ -22,5 +22,8 @@
 // maximum lifetime (4408) and at shutdown (1001); see
 // docs/sessions.md#long-lived-connections.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package proxy

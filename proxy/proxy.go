@@ -39,14 +39,14 @@ const DefaultHeaderPrefix = "X-Sessiongate-"
 
 // Event is what the proxy reports about each request, for metrics.
 type Event struct {
-	Route     string // the route's Name; "" when no route matched
-	Status    int
+	Route     string            // the route's Name; "" when no route matched
+	Status    int               // the HTTP status answered to the client (499: the client went away)
 	Reason    middleware.Reason // "" on success
 	Duration  time.Duration     // the whole request
 	Verify    time.Duration     // token verification (0 when not run)
 	Upstream  time.Duration     // time in the upstream round trip (0 when not forwarded)
-	UserID    string
-	RequestID string
+	UserID    string            // the verified subject (user, or a machine credential's subject); "" when none
+	RequestID string            // the request's X-Request-Id, as sent upstream and answered
 	// UpstreamError is the kind of a failed upstream round trip (see
 	// UpstreamErrorKind): "" when the round trip did not fail.
 	UpstreamError string
@@ -55,7 +55,9 @@ type Event struct {
 // Observer receives one Event per request. It must be fast and safe for
 // concurrent use (a Prometheus adapter, for instance).
 type Observer interface {
-	Observe(Event)
+	// Observe is called once per request, after the response is written
+	// and before the access-log line; ev is the request's outcome.
+	Observe(ev Event)
 }
 
 // Options configures a Proxy.

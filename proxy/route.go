@@ -105,6 +105,10 @@ type Route struct {
 // UpstreamToken supplies the bearer token an upstream receives in place of
 // the session token.
 type UpstreamToken interface {
+	// UpstreamToken returns the token (without "Bearer ") for the
+	// session of c. On an error the request is answered 503
+	// session-status-unavailable, or forwarded without Authorization when
+	// the route sets UpstreamTokenAllowOnError.
 	UpstreamToken(ctx context.Context, c *middleware.Claims) (string, error)
 }
 

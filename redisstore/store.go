@@ -24,7 +24,10 @@
 // cross-replica webhook de-duplication (Seen), both of which fall back to
 // the local behaviour on any Redis error.
 //
-// Experimental: may change.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package redisstore
 
 import (
@@ -334,6 +337,8 @@ func (s *Store) startupDone() { s.startupOnce.Do(func() { close(s.startup) }) }
 
 // Stats are the Store's counters, for metrics.
 type Stats struct {
+	// Connected and Synced are Store.Connected and Store.Synced at the
+	// time of the call.
 	Connected, Synced bool
 	// Resyncs completed, failed; subscriptions lost.
 	Resyncs, ResyncErrors, Disconnects uint64

@@ -19,7 +19,10 @@
 // not count toward the breaker, is not cached, and does not end a lookup
 // other requests share.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package sessioncheck
 
 import (
@@ -42,6 +45,7 @@ import (
 // "revoked", …). It returns an error wrapping ErrSessionNotFound when Clerk
 // answers 404, and a *RateLimitedError on 429.
 type StatusLookup interface {
+	// SessionStatus returns the status of session sid as Clerk spells it.
 	SessionStatus(ctx context.Context, sid string) (string, error)
 }
 
@@ -52,8 +56,11 @@ var ErrSessionNotFound = errors.New("sessioncheck: session not found")
 // RateLimitedError is a lookup refused with 429; the breaker stays open for
 // RetryAfter.
 type RateLimitedError struct {
+	// RetryAfter is the answer's Retry-After; zero when it had none (the
+	// 429 then counts as an ordinary failure).
 	RetryAfter time.Duration
-	Err        error
+	// Err is the lookup's error (a *clerkapi.APIError from ClerkLookup).
+	Err error
 }
 
 // Error describes the refusal with the cause's text.
@@ -241,15 +248,21 @@ func (s *Service) DenyList() *DenyList { return s.deny }
 
 // Stats are the Service's counters, for metrics.
 type Stats struct {
+	// Lookups counts Backend API status lookups made; LookupErrors those
+	// that failed (a 404 is an answer, not a failure) and those the open
+	// breaker refused; CacheHits requests answered from the status cache;
+	// AllowedOnError requests let through by OnError Allow without a
+	// status; Denied requests refused by the deny list.
 	Lookups, LookupErrors, CacheHits, AllowedOnError, Denied uint64
 	// Abandoned counts requests whose client went away before their
 	// session status was known. They are not LookupErrors.
-	Abandoned   uint64
+	Abandoned uint64
+	// BreakerOpen reports whether the circuit breaker is open now.
 	BreakerOpen bool
-	// DenyListSize is DenyList.Len; DenyListEvictions is
-	// DenyList.Evictions: live revocations dropped because the list was
-	// full.
-	DenyListSize      int
+	// DenyListSize is DenyList.Len.
+	DenyListSize int
+	// DenyListEvictions is DenyList.Evictions: live revocations dropped
+	// because the list was full.
 	DenyListEvictions uint64
 }
 

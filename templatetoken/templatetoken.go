@@ -13,7 +13,10 @@
 // claims and gets a token of its own. Concurrent requests for one session
 // and scope share one mint.
 //
-// Experimental: may change.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package templatetoken
 
 import (
@@ -36,6 +39,8 @@ import (
 // Minter creates a template token for a session (clerkapi.Client.CreateToken
 // through an adapter).
 type Minter interface {
+	// CreateToken mints, for session sessionID, a token of the JWT
+	// template named template.
 	CreateToken(ctx context.Context, sessionID, template string) (string, error)
 }
 

@@ -12,7 +12,10 @@
 // body, then reads at most MaxBody bytes within its ReadTimeout: a sender
 // without the secret can hold little, for little time.
 //
-// Stable: follows semantic versioning from v1.
+// Stability: this package's API follows the semantic versioning of the
+// module github.com/sessiongate/sessiongate: from v1.0.0 on, an incompatible
+// change to it comes only with a new major version. Minor releases may add
+// identifiers, methods and struct fields.
 package webhook
 
 import (
@@ -175,6 +178,8 @@ func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
 // Seen records processed message ids. Claim reports whether id is new and
 // marks it; a shared implementation de-duplicates across replicas.
 type Seen interface {
+	// Claim reports whether id is new and, if it is, marks it seen for
+	// ttl.
 	Claim(id string, ttl time.Duration) bool
 }
 
@@ -183,6 +188,8 @@ type Seen interface {
 // logs; the Handler calls ClaimContext instead of Claim).
 type ContextSeen interface {
 	Seen
+	// ClaimContext is Claim with the webhook request's context, for the
+	// values it carries.
 	ClaimContext(ctx context.Context, id string, ttl time.Duration) bool
 }
 
