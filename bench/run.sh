@@ -10,6 +10,9 @@
 #   DURATION=15      seconds of each measured wrk run
 #   WARMUP=2         seconds of warm-up before each measured run (same load)
 #   CONNS=64 THREADS=1   wrk connections / threads
+#   PACE_MS=0        > 0: paced load instead of saturation: every connection pauses PACE_MS ms on average (uniform 1..2*PACE_MS-1) after each answer
+#                    (bench/wrk/pace.lua), so every row gets the same offered load, ~CONNS*1000/PACE_MS req/s;
+#                    the latencies are then those of a proxy below its limit (use CONNS=64 PACE_MS=10: ~6,000 req/s)
 #   SCENARIOS="bare bare-default a b c d a-async b-async"   rows to run, in this order (also: bare-nopool;
 #                    a-alt b-alt with ALT_BIN); a-async / b-async are (a) / (b) with log.async: true (buffered access log)
 #   ALT_BIN=         a sessiongate binary of another revision: rows a-alt / b-alt run it like (a) / (b), and the
@@ -54,6 +57,8 @@ SESSIONS=${SESSIONS:-100}
 ACCESS_LOG=${ACCESS_LOG:-on}
 KEEP_LOGS=${KEEP_LOGS:-0}
 PROFILE=${PROFILE:-0}
+PACE_MS=${PACE_MS:-0}
+export WRK_PACE_MS=$PACE_MS # read by bench/wrk/pace.lua and tokens.lua
 REPEAT=${REPEAT:-1}
 DISTURBED=${DISTURBED:-5}
 BUILD=${BUILD:-1}
@@ -282,6 +287,7 @@ run_wrk() {
 		opts+=("$1")
 		shift
 	done
+	if ((PACE_MS > 0)) && [[ " ${opts[*]} " != *" -s "* ]]; then opts+=(-s "$ROOT/bench/wrk/pace.lua"); fi
 	local cmd=(wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s "${opts[@]}" "$url" "${rest[@]}")
 	if [[ -n $WRK_CPUS ]]; then cmd=(taskset -c "$WRK_CPUS" "${cmd[@]}"); fi
 	timeout $((secs + 30)) "${cmd[@]}"
@@ -541,7 +547,11 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN {if (v == "-" || v == "") print "-"; else
 	echo "- $(go version), $({ wrk -v 2>&1 || true; } | head -n1 | awk '{print "wrk", $2}')"
 	echo "- machine: $NPROC × $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 	echo "- pinning: $PINNING"
-	echo "- load: \`wrk -t$THREADS -c$CONNS -d${DURATION}s --latency\` after ${WARMUP} s of warm-up; upstream body 200 bytes, keep-alive; loopback"
+	if ((PACE_MS > 0)); then
+		echo "- load: **paced**, \`WRK_PACE_MS=$PACE_MS wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s pace.lua\` (each connection pauses $PACE_MS ms after every answer: the same offered load of at most ~$((CONNS * 1000 / PACE_MS)) req/s on every row, below saturation) after ${WARMUP} s of warm-up; upstream body 200 bytes, keep-alive; loopback"
+	else
+		echo "- load: \`wrk -t$THREADS -c$CONNS -d${DURATION}s --latency\` after ${WARMUP} s of warm-up; upstream body 200 bytes, keep-alive; loopback"
+	fi
 	echo "- sessiongate: access log $ACCESS_LOG (to a file), cache.tokens 100000 except (c); tokens RS256, RSA-2048, with an active organization"
 	if ((REPEAT > 1)); then
 		echo "- $REPEAT rounds of every row, interleaved; each cell is the median over the rounds (non-2xx and socket errors: the sum)"

@@ -13,6 +13,16 @@
 
 local counter = 0
 
+-- WRK_PACE_MS > 0: pause that long between requests on a connection (see
+-- pace.lua), for the paced rows of bench/run.sh.
+local pace = tonumber(os.getenv("WRK_PACE_MS") or "0") or 0
+if pace > 0 then
+   local hi = math.max(1, 2 * math.floor(pace) - 1)
+   function delay()
+      return math.random(1, hi)
+   end
+end
+
 function setup(thread)
    counter = counter + 1
    thread:set("id", counter)
