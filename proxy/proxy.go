@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -90,6 +91,16 @@ type Options struct {
 	Logger *zap.Logger
 	// AccessLog enables the access-log line.
 	AccessLog bool
+	// AccessLogWriter, when set, receives the access-log lines instead of
+	// Logger: the proxy encodes each line itself, with one Write per line,
+	// about three times cheaper than through zap and without its
+	// allocation. The line is byte for byte what a zap JSON core with
+	// zap.NewProductionEncoderConfig, TimeKey "ts" and
+	// zapcore.ISO8601TimeEncoder writes (the sessiongate binary's logger),
+	// with Logger's name as "logger". Lines are written only while Logger is
+	// enabled at info level. It must be safe for concurrent use and must
+	// not keep the slice it is given (zap's WriteSyncers qualify).
+	AccessLogWriter io.Writer
 	// ClaimHeaders maps upstream header names to claim paths ("X-User-Email":
 	// "email", "X-Plan": "public_metadata.plan"), for every route; a route's
 	// own Route.ClaimHeaders are added (its entry wins for a header both
@@ -141,6 +152,7 @@ type Proxy struct {
 	obs       Observer
 	log       *zap.Logger
 	accessLog bool
+	accessOut *accessWriter // nil: access lines through log (accesslog.go)
 	ids       *idSource
 	// mapped are the claim header names of every route, normalized (lower
 	// case, "_" as "-"): stripped from every inbound request.
@@ -224,6 +236,9 @@ func New(opts Options) (*Proxy, error) {
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
+	}
+	if opts.AccessLogWriter != nil {
+		p.accessOut = newAccessWriter(opts.AccessLogWriter, p.log.Name())
 	}
 	p.names = newIdentityNames(prefix)
 	p.signInSync = opts.SignInSync
@@ -427,7 +442,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.obs != nil {
 		p.obs.Observe(ev)
 	}
-	if p.accessLog {
+	if p.accessLog && p.accessOut != nil {
+		if p.log.Core().Enabled(zap.InfoLevel) {
+			p.accessOut.write(&accessLine{method: r.Method, path: r.URL.Path, originalPath: st.forwardedPath, route: ev.Route,
+				status: status, reason: string(ev.Reason), duration: d, userID: ev.UserID, requestID: st.requestID,
+				traceID: traceID(span)})
+		}
+	} else if p.accessLog {
 		if ce := p.log.Check(zap.InfoLevel, "request"); ce != nil {
 			ce.Write(
 				zap.String("method", r.Method),

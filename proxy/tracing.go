@@ -111,13 +111,21 @@ func (p *Proxy) injectTrace(out *http.Request, st *state) {
 // traceField is the access log's trace_id: the request's trace, or a field
 // that writes nothing with tracing off.
 func traceField(span trace.Span) zap.Field {
-	if span == nil {
-		return zap.Skip()
-	}
-	if sc := span.SpanContext(); sc.HasTraceID() {
-		return zap.String("trace_id", sc.TraceID().String())
+	if id := traceID(span); id != "" {
+		return zap.String("trace_id", id)
 	}
 	return zap.Skip()
+}
+
+// traceID is span's trace id in hex, or "" without one.
+func traceID(span trace.Span) string {
+	if span == nil {
+		return ""
+	}
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
 }
 
 // spanMethod is the method for span names and attributes: a known one, or
