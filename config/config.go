@@ -53,7 +53,7 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 
 	// TLS serves the proxy listener over TLS, HTTP/2 negotiated by ALPN
-	// (tls.go). Certificates are re-read when their files change.
+	// Certificates are re-read when their files change.
 	TLS TLS `yaml:"tls"`
 	// H2C serves cleartext HTTP/2 (prior knowledge, as gRPC clients and
 	// curl --http2-prior-knowledge send it) on the proxy listener, next to

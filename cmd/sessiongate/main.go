@@ -164,13 +164,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	// The logger is made here so that every line written before an exit,
 	// by New or Run, is flushed on the way out.
-	log, err := app.NewLogger(cfg.Log.Level, cfg.Log.Async)
+	log, logOut, err := app.NewLogger(cfg.Log.Level, cfg.Log.Async)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := app.New(cfg, reloadOptions(app.Options{Logger: log}, src))
+	a, err := app.New(cfg, reloadOptions(app.Options{Logger: log, AccessLogWriter: logOut}, src))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -27,7 +27,9 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/internal/admin"
+	"github.com/sessiongate/sessiongate/internal/certreload"
 	"github.com/sessiongate/sessiongate/internal/linewriter"
+	"github.com/sessiongate/sessiongate/internal/metrics"
 	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/jwks"
 	"github.com/sessiongate/sessiongate/machine"
@@ -44,8 +46,13 @@ const defaultReservedReadTimeout = 5 * time.Second
 // Options are what the configuration does not say.
 type Options struct {
 	// Logger receives the process's logs. Nil: a zap JSON logger on stderr at
-	// the configured level.
+	// the configured level (NewLogger), whose output also takes the access
+	// lines directly.
 	Logger *zap.Logger
+	// AccessLogWriter, with Logger, is where the proxy writes its access
+	// lines itself (proxy.Options.AccessLogWriter): the output NewLogger
+	// returned with Logger. Nil: access lines go through Logger.
+	AccessLogWriter io.Writer
 	// Transport reaches the upstreams. Nil: proxy.NewTransport with the
 	// configured timeouts.
 	Transport http.RoundTripper
@@ -77,14 +84,16 @@ type keySource interface {
 
 // App is one configured sessiongate process.
 type App struct {
-	cfg     *config.Config
-	log     *zap.Logger
-	keys    keySource
-	remote  *jwks.Remote // nil with a static key
-	gate    *middleware.Gate
-	handler http.Handler // the current proxy (front), reserved paths bounded (netutil.BoundBodies)
-	metrics *metrics
-	admin   http.Handler
+	cfg *config.Config
+	log *zap.Logger
+	// accessOut takes the proxy's access lines directly (Options.AccessLogWriter).
+	accessOut io.Writer
+	keys      keySource
+	remote    *jwks.Remote // nil with a static key
+	gate      *middleware.Gate
+	handler   http.Handler // the current proxy (front), reserved paths bounded (netutil.BoundBodies)
+	metrics   *metrics.Set // internal/metrics
+	admin     http.Handler
 
 	reservedReadTimeout time.Duration
 
@@ -106,7 +115,7 @@ type App struct {
 	transport http.RoundTripper     // to the upstreams, shared by every front
 	webhooks  http.Handler          // nil without clerk.webhook_secret
 	reload    reloader
-	certs     *certReloader            // nil without tls (tls.go)
+	certs     *certreload.Reloader     // nil without tls (internal/certreload)
 	tp        *sdktrace.TracerProvider // nil: tracing off (tracing.go)
 
 	closeOnce sync.Once
@@ -129,11 +138,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	log := opts.Logger
 	if log == nil {
 		var err error
-		if log, err = NewLogger(cfg.Log.Level, cfg.Log.Async); err != nil {
+		if log, opts.AccessLogWriter, err = NewLogger(cfg.Log.Level, cfg.Log.Async); err != nil {
 			return nil, err
 		}
 	}
-	a := &App{cfg: cfg, log: log, templates: map[string]*templatetoken.Source{}, reservedReadTimeout: opts.ReservedReadTimeout}
+	a := &App{cfg: cfg, log: log, accessOut: opts.AccessLogWriter, templates: map[string]*templatetoken.Source{}, reservedReadTimeout: opts.ReservedReadTimeout}
 	if a.reservedReadTimeout <= 0 {
 		a.reservedReadTimeout = defaultReservedReadTimeout
 	}
@@ -174,7 +183,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if tokens == 0 {
 		tokens = -1 // cache.tokens: 0 disables the cache
 	}
-	a.metrics = newMetrics(a.keys, now)
+	a.metrics = metrics.New()
+	if ks, ok := a.keys.(metrics.KeyStats); ok {
+		a.metrics.RegisterKeys(ks, now)
+	}
 	if err := a.setupSessions(cfg, opts, now); err != nil {
 		a.Close()
 		return nil, err
@@ -211,7 +223,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.gate = gate
-	a.metrics.registerGate(gate)
+	a.metrics.RegisterGate(gate)
 
 	if a.webhooks, err = a.webhookHandler(cfg); err != nil {
 		a.Close()
@@ -239,11 +251,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	// never reads one (front proxies send none) and the webhook reads at
 	// most webhook.MaxBody.
 	a.handler = netutil.BoundBodies(http.HandlerFunc(a.serveFront), proxy.ReservedPrefix, a.reservedReadTimeout, proxy.ForwardAuthPath)
-	if a.certs, err = newCertReloader(cfg.TLS, a.pollInterval(opts), log.Named("tls")); err != nil {
+	if a.certs, err = certreload.New(cfg.TLS, a.pollInterval(opts), log.Named("tls")); err != nil {
 		a.Close()
 		return nil, err
 	}
-	a.metrics.registerTLS(a.certs)
+	a.metrics.RegisterTLS(a.certs)
 	a.reload.load, a.reload.file, a.reload.interval = opts.Reload, opts.ConfigFile, a.pollInterval(opts)
 	a.reload.initWatch()
 	a.admin = a.adminHandler()
@@ -270,7 +282,9 @@ func (a *App) buildProxy(cfg *config.Config) (*proxy.Proxy, error) {
 		Webhooks:     a.webhooks,
 		Logger:       a.log.Named("proxy"),
 		AccessLog:    cfg.Log.Access == nil || *cfg.Log.Access,
-		Connections:  a.conns,
+		// The same output as the logger's, without zap's encoding cost.
+		AccessLogWriter: a.accessOut,
+		Connections:     a.conns,
 		// Built once from tracing.* (not reloadable): tracing.go.
 		TracerProvider: a.tracerProvider(),
 		// Built once from clerk.* (not reloadable): frontendapi.go.
@@ -401,7 +415,7 @@ func (a *App) Close() {
 func (a *App) adminHandler() http.Handler {
 	return admin.NewHandler(admin.HandlerConfig{
 		Ready:        a.readiness,
-		Metrics:      promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}),
+		Metrics:      a.metrics.Handler(),
 		Sessions:     a.adminSessions(),
 		AdminToken:   a.cfg.AdminToken.Reveal(),
 		MetricsToken: a.cfg.MetricsToken.Reveal(),
@@ -453,8 +467,8 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 	errLog := zap.NewStdLog(a.log.Named("http"))
 	ps := &http.Server{
-		Handler:           a.metrics.track(a.handler),
-		ConnState:         a.metrics.connState, // sessiongate_connections_open
+		Handler:           a.metrics.Track(a.handler),
+		ConnState:         a.metrics.ConnState, // sessiongate_connections_open
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       a.cfg.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
@@ -532,12 +546,15 @@ func (a *App) Serve(ctx context.Context, pl, al net.Listener) error {
 // go out through a group-commit writer (internal/linewriter): at once when
 // the output is idle, batched into one write while a write is in progress.
 // With async, writes are instead buffered (256 KiB, flushed every second).
-// Either way, call Sync before exiting.
-func NewLogger(level string, async bool) (*zap.Logger, error) {
+// Either way, call Sync before exiting. The output is returned too, for
+// Options.AccessLogWriter: access lines written there directly interleave
+// with the logger's lines, one whole line per write, and are flushed by the
+// logger's Sync.
+func NewLogger(level string, async bool) (*zap.Logger, zapcore.WriteSyncer, error) {
 	lvl := zapcore.InfoLevel
 	if level != "" {
 		if err := lvl.UnmarshalText([]byte(level)); err != nil {
-			return nil, fmt.Errorf("log.level: %w", err)
+			return nil, nil, fmt.Errorf("log.level: %w", err)
 		}
 	}
 	ec := zap.NewProductionEncoderConfig()
@@ -548,7 +565,7 @@ func NewLogger(level string, async bool) (*zap.Logger, error) {
 		out = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
 	}
 	// No sampling: every access-log line is kept.
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl), zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl), zap.ErrorOutput(zapcore.Lock(os.Stderr))), out, nil
 }
 
 // machineVerifier is a.machines as the Gate's interface (a nil *Verifier

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/config"
@@ -41,7 +40,7 @@ func (a *App) setupConnections(cfg *config.Config) error {
 		Watcher:     w,
 		MaxLifetime: cn.MaxLifetime.D(),
 		CloseGrace:  closeGrace(cn),
-		Observer:    a.metrics.registerConnections(),
+		Observer:    a.metrics,
 		Logger:      a.log.Named("connections"),
 	})
 	if err != nil {
@@ -83,42 +82,4 @@ func (a *App) closeConnections() {
 	if a.watcher != nil {
 		a.watcher.Close()
 	}
-}
-
-// connMetrics implements proxy.ConnectionObserver.
-type connMetrics struct {
-	open   *prometheus.GaugeVec
-	closed *prometheus.CounterVec
-}
-
-// registerConnections registers the long-lived connection series, every
-// kind and reason at 0 from the start. (sessiongate_connections_open, in
-// opsmetrics.go, counts client TCP connections; a WebSocket leaves it when
-// it is hijacked and is counted here.)
-func (m *metrics) registerConnections() proxy.ConnectionObserver {
-	cm := &connMetrics{
-		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sessiongate_long_lived_connections_open",
-			Help: "WebSockets (kind websocket) and streamed responses (kind stream: server-sent events, bodies without a length) open through the proxy.",
-		}, []string{"kind"}),
-		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sessiongate_long_lived_connections_closed_total",
-			Help: "Long-lived connections closed, by kind and reason (session-revoked, max-lifetime, shutdown: closed by sessiongate; client, upstream: by that side).",
-		}, []string{"kind", "reason"}),
-	}
-	for _, k := range proxy.ConnectionKinds() {
-		cm.open.WithLabelValues(k)
-		for _, r := range proxy.CloseReasons() {
-			cm.closed.WithLabelValues(k, r)
-		}
-	}
-	m.reg.MustRegister(cm.open, cm.closed)
-	return cm
-}
-
-func (cm *connMetrics) ConnectionOpened(kind string) { cm.open.WithLabelValues(kind).Inc() }
-
-func (cm *connMetrics) ConnectionClosed(kind, reason string, _ time.Duration) {
-	cm.open.WithLabelValues(kind).Dec()
-	cm.closed.WithLabelValues(kind, reason).Inc()
 }

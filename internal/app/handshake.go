@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/clerkapi"
@@ -80,7 +79,7 @@ func (a *App) handshaker(cfg *config.Config) (*handshake.Handshaker, error) {
 	}
 	a.hs = h
 	if a.metrics != nil {
-		a.metrics.registerHandshake(h)
+		a.metrics.RegisterHandshake(h)
 	}
 	a.log.Info("Clerk handshake on", zap.Strings("routes", handshakeRoutes(cfg)), zap.Bool("production", pk.Live),
 		zap.Bool("satellite", cfg.Clerk.IsSatellite),
@@ -197,35 +196,4 @@ func (a *App) routeHandshake(cfg *config.Config, i int) (*handshake.Handshaker, 
 		return nil, fmt.Errorf("routes[%d].handshake: %w", i, err)
 	}
 	return h, nil
-}
-
-// registerHandshake exports the nonce counters: exchanges spend the
-// instance's Backend API rate limit, and a rising rate_limited count means
-// browsers are answered 503 for want of one (client_rate_limited: one
-// client, or one address, over its budget; the rest: the process's cap).
-func (m *metrics) registerHandshake(h *handshake.Handshaker) {
-	counter := func(name, help string, v func(handshake.NonceStats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(h.NonceStats())) })
-	}
-	m.reg.MustRegister(
-		counter("sessiongate_handshake_nonce_exchanges_total", "Backend API handshake_payload calls made for __clerk_handshake_nonce cookies.",
-			func(s handshake.NonceStats) uint64 { return s.Exchanges }),
-		counter("sessiongate_handshake_nonce_exchange_failures_total", "Nonce exchanges that failed.",
-			func(s handshake.NonceStats) uint64 { return s.ExchangeFailures }),
-		counter("sessiongate_handshake_nonce_cached_failures_total", "Nonces refused without a call because their exchange failed moments ago.",
-			func(s handshake.NonceStats) uint64 { return s.CachedFailures }),
-		counter("sessiongate_handshake_nonce_rate_limited_total", "Nonces refused without a call by the exchange rate limits (answered 503, the nonce kept for a retry).",
-			func(s handshake.NonceStats) uint64 { return s.RateLimited }),
-		counter("sessiongate_handshake_nonce_client_rate_limited_total", "Of the rate-limited nonces, those whose client had spent its own budget while the process was down to its reserve.",
-			func(s handshake.NonceStats) uint64 { return s.RateLimitedClient }),
-		counter("sessiongate_handshake_nonce_ignored_total", "Nonce cookies ignored on requests that are not navigations.",
-			func(s handshake.NonceStats) uint64 { return s.Ignored }),
-		counter("sessiongate_handshake_refreshes_total", "Backend API session refreshes made for expired sessions with a __refresh cookie.",
-			func(s handshake.NonceStats) uint64 { return s.Refreshes }),
-		counter("sessiongate_handshake_refresh_failures_total", "Session refreshes that failed (the handshake ran instead).",
-			func(s handshake.NonceStats) uint64 { return s.RefreshFailures }),
-		counter("sessiongate_handshake_refresh_rate_limited_total", "Session refreshes held back by the Backend API budget shared with nonce exchanges (the handshake ran instead).",
-			func(s handshake.NonceStats) uint64 { return s.RefreshRateLimited }),
-	)
 }

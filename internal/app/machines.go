@@ -3,8 +3,6 @@ package app
 import (
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/machine"
@@ -29,7 +27,7 @@ func (a *App) setupMachines(cfg *config.Config, opts Options) error {
 			MaxRetries:     -1,
 			Logger:         a.log.Named("clerkapi"),
 			TracerProvider: a.tracerProvider(),
-			OnResponse:     a.metrics.backendCounter(),
+			OnResponse:     a.metrics.BackendCounter(),
 		})
 	}
 	api, err := newClient(sk)
@@ -55,35 +53,8 @@ func (a *App) setupMachines(cfg *config.Config, opts Options) error {
 		return fmt.Errorf("machine: %w", err)
 	}
 	a.machines = v
-	a.metrics.registerMachines(v)
+	a.metrics.RegisterMachines(v)
 	return nil
-}
-
-func (m *metrics) registerMachines(v *machine.Verifier) {
-	m.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_machine_cache_hits_total", Help: "Machine-credential verification cache hits."},
-			func() float64 { return float64(v.Stats().CacheHits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_machine_cache_misses_total", Help: "Machine-credential verification cache misses."},
-			func() float64 { return float64(v.Stats().CacheMisses) }),
-		&machineCollector{v: v, desc: prometheus.NewDesc("sessiongate_machine_verifications_total",
-			"Opaque machine-credential verifications by kind and outcome (valid, invalid, revoked, expired, rate_limited, unavailable), cache hits included.",
-			[]string{"kind", "outcome"}, nil)},
-	)
-}
-
-type machineCollector struct {
-	v    *machine.Verifier
-	desc *prometheus.Desc
-}
-
-func (c *machineCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *machineCollector) Collect(ch chan<- prometheus.Metric) {
-	for kind, row := range c.v.Stats().Verifications {
-		for o, n := range row {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), string(kind), machine.OutcomeNames[o])
-		}
-	}
 }
 
 var _ middleware.MachineVerifier = (*machine.Verifier)(nil)

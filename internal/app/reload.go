@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/config"
+	"github.com/sessiongate/sessiongate/internal/metrics"
 	"github.com/sessiongate/sessiongate/proxy"
 )
 
@@ -102,7 +103,7 @@ func (a *App) Reload(trigger string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	log := a.log.With(zap.String("trigger", trigger))
-	a.certs.recheck() // the TLS files' paths cannot change, their content can
+	a.certs.Recheck() // the TLS files' paths cannot change, their content can
 	if r.file != "" {
 		// Whatever the outcome, this content has been tried: watch_config
 		// waits for the next change rather than retrying it every poll.
@@ -110,7 +111,7 @@ func (a *App) Reload(trigger string) error {
 	}
 	if r.load == nil {
 		err := errors.New("config reload: this process has no configuration source to re-read")
-		a.refuse(log, ReloadInvalid, err)
+		a.refuse(log, metrics.ReloadInvalid, err)
 		return err
 	}
 	cfg, err := r.load()
@@ -118,7 +119,7 @@ func (a *App) Reload(trigger string) error {
 		err = unsupported(cfg)
 	}
 	if err != nil {
-		a.refuse(log, ReloadInvalid, err)
+		a.refuse(log, metrics.ReloadInvalid, err)
 		return err
 	}
 	cur := a.front.Load().cfg
@@ -133,17 +134,17 @@ func (a *App) Reload(trigger string) error {
 	}
 	if len(restart) > 0 {
 		err := &RestartNeededError{Keys: restart}
-		a.refuse(log, ReloadRestartNeeded, err, zap.Strings("keys", restart))
+		a.refuse(log, metrics.ReloadRestartNeeded, err, zap.Strings("keys", restart))
 		return err
 	}
 	p, err := a.buildProxy(cfg)
 	if err != nil {
-		a.refuse(log, ReloadInvalid, err)
+		a.refuse(log, metrics.ReloadInvalid, err)
 		return err
 	}
 	a.front.Store(&front{cfg: cfg, proxy: p})
 	a.applyConnections(cfg) // conns.go
-	a.metrics.ObserveReload(ReloadOK)
+	a.metrics.ObserveReload(metrics.ReloadOK)
 	log.Info("config reloaded: new requests use it", zap.Strings("changed", changed), zap.Int("routes", len(cfg.Routes)))
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sessiongate/sessiongate/clerktest"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/metrics"
 	"github.com/sessiongate/sessiongate/internal/testcert"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
@@ -156,7 +157,7 @@ func TestReloadSwapsTheConfigUnderLoadWithoutDroppingRequests(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d requests failed during reloads, first: %s", len(failures), n.Load(), failures[0])
 	}
-	if got := reloads(t, g, app.ReloadOK); got != rounds {
+	if got := reloads(t, g, metrics.ReloadOK); got != rounds {
 		t.Fatalf("reloads ok = %v, want %d", got, rounds)
 	}
 	t.Logf("%d requests, %d to A, %d to B, across %d reloads", n.Load(), seenA.Load(), seenB.Load(), rounds)
@@ -177,18 +178,18 @@ func TestReloadRefusesAnInvalidConfigAndKeepsTheRunningOne(t *testing.T) {
 		{"not YAML", "routes: [\n", "", "sessiongate.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := reloads(t, g, app.ReloadInvalid)
+			before := reloads(t, g, metrics.ReloadInvalid)
 			g.rewrite(t, tc.yaml)
 			err := g.app.Reload("SIGHUP")
 			if err == nil || !strings.Contains(err.Error(), tc.problem) {
 				t.Fatalf("Reload: %v, want an error with %q", err, tc.problem)
 			}
-			if got := reloads(t, g, app.ReloadInvalid); got != before+1 {
+			if got := reloads(t, g, metrics.ReloadInvalid); got != before+1 {
 				t.Fatalf("invalid reloads %v, want %v", got, before+1)
 			}
 			logs := g.logs.FilterMessage("config reload refused: the running configuration stays").All()
 			last := logs[len(logs)-1].ContextMap()
-			if last["trigger"] != "SIGHUP" || last["result"] != app.ReloadInvalid {
+			if last["trigger"] != "SIGHUP" || last["result"] != metrics.ReloadInvalid {
 				t.Fatalf("log %v", last)
 			}
 			if tc.key != "" {
@@ -250,7 +251,7 @@ func TestReloadRefusesKeysThatNeedARestart(t *testing.T) {
 		{"clerk instance", "", "  authorized_parties: [\"https://app.example.com\"]\n", []string{"clerk.authorized_parties"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := reloads(t, g, app.ReloadRestartNeeded)
+			before := reloads(t, g, metrics.ReloadRestartNeeded)
 			// The routes change too: nothing of a refused file is applied.
 			yaml := strings.Replace(opsYAML(g.inst), "clerk:\n", "clerk:\n"+tc.clerk, 1) +
 				strings.Replace(base, "auth: public", "auth: required", 1) + tc.yaml
@@ -266,7 +267,7 @@ func TestReloadRefusesKeysThatNeedARestart(t *testing.T) {
 			if strings.Contains(err.Error(), "127.0.0.1:1") {
 				t.Fatalf("the error shows a value: %v", err)
 			}
-			if got := reloads(t, g, app.ReloadRestartNeeded); got != before+1 {
+			if got := reloads(t, g, metrics.ReloadRestartNeeded); got != before+1 {
 				t.Fatalf("restart_needed reloads %v, want %v", got, before+1)
 			}
 			logs := g.logs.FilterMessage("config reload refused: the running configuration stays").All()
@@ -295,7 +296,7 @@ func TestWatchConfigReloadsWhenTheFileChanges(t *testing.T) {
 	g.rewrite(t, conf("public"))
 	g.rewrite(t, conf("required"))
 	testwait.Eventually(t, "the change applies", func() bool { return statusOf(t, page, "") == 401 })
-	if got := reloads(t, g, app.ReloadOK); got != 1 {
+	if got := reloads(t, g, metrics.ReloadOK); got != 1 {
 		t.Fatalf("reloads ok = %v, want 1", got)
 	}
 	if e := g.logs.FilterMessage("config reloaded: new requests use it").All(); len(e) != 1 || e[0].ContextMap()["trigger"] != "watch_config" {
@@ -304,10 +305,10 @@ func TestWatchConfigReloadsWhenTheFileChanges(t *testing.T) {
 
 	// An invalid file is refused once, not at every poll.
 	g.rewrite(t, conf("nobody"))
-	testwait.Eventually(t, "the invalid file is refused", func() bool { return reloads(t, g, app.ReloadInvalid) == 1 })
+	testwait.Eventually(t, "the invalid file is refused", func() bool { return reloads(t, g, metrics.ReloadInvalid) == 1 })
 	g.rewrite(t, conf("public"))
 	testwait.Eventually(t, "the next valid file applies", func() bool { return statusOf(t, page, "") == 200 })
-	if got := reloads(t, g, app.ReloadInvalid); got != 1 {
+	if got := reloads(t, g, metrics.ReloadInvalid); got != 1 {
 		t.Fatalf("invalid reloads = %v: the same invalid file was tried again", got)
 	}
 
@@ -331,7 +332,7 @@ func TestReloadWithoutASourceIsRefused(t *testing.T) {
 	if err := g.app.Reload("SIGHUP"); err == nil || !strings.Contains(err.Error(), "no configuration source") {
 		t.Fatalf("Reload: %v", err)
 	}
-	if got := reloads(t, g, app.ReloadInvalid); got != 1 {
+	if got := reloads(t, g, metrics.ReloadInvalid); got != 1 {
 		t.Fatalf("invalid reloads = %v", got)
 	}
 }

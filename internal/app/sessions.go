@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sessiongate/sessiongate/clerkapi"
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/internal/admin"
@@ -16,52 +14,6 @@ import (
 	"github.com/sessiongate/sessiongate/templatetoken"
 	"github.com/sessiongate/sessiongate/webhook"
 )
-
-// backendMetrics counts Backend API calls by endpoint template and status.
-func (m *metrics) backendCounter() func(endpoint string, status int) {
-	if m.backendCalls == nil {
-		m.backendCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sessiongate_backend_api_requests_total",
-			Help: "Backend API calls by endpoint and HTTP status (0: network error).",
-		}, []string{"endpoint", "status"})
-		m.reg.MustRegister(m.backendCalls)
-	}
-	calls := m.backendCalls
-	return func(endpoint string, status int) {
-		calls.WithLabelValues(endpoint, fmt.Sprint(status)).Inc()
-	}
-}
-
-func (m *metrics) registerSessionChecks(svc *sessioncheck.Service) {
-	stat := func(f func(sessioncheck.Stats) float64) func() float64 {
-		return func() float64 { return f(svc.Stats()) }
-	}
-	m.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_lookups_total", Help: "Session status lookups at the Backend API."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.Lookups) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_lookup_errors_total", Help: "Failed session status lookups (breaker refusals included)."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.LookupErrors) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_status_cache_hits_total", Help: "Session status cache hits."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.CacheHits) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_checks_allowed_on_error_total", Help: "Requests let through because the status was unavailable and the route allows it."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.AllowedOnError) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_deny_list_hits_total", Help: "Requests refused by the deny list."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.Denied) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_deny_list_evictions_total", Help: "Live revocations dropped because the deny list was full."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.DenyListEvictions) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiongate_session_checks_abandoned_total", Help: "Requests whose client went away before their session status was known (not lookup errors)."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.Abandoned) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiongate_deny_list_entries", Help: "Sessions on the deny list."},
-			stat(func(s sessioncheck.Stats) float64 { return float64(s.DenyListSize) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiongate_session_breaker_open", Help: "1 while the Backend API circuit breaker is open."},
-			stat(func(s sessioncheck.Stats) float64 {
-				if s.BreakerOpen {
-					return 1
-				}
-				return 0
-			})),
-	)
-}
 
 // setupSessions builds the Backend API client (with a secret key), the deny
 // list and the session-status service.
@@ -71,7 +23,7 @@ func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Ti
 		return err
 	}
 	if sk := cfg.Clerk.SecretKey.Reveal(); sk != "" {
-		onResp := a.metrics.backendCounter()
+		onResp := a.metrics.BackendCounter()
 		c, err := clerkapi.New(clerkapi.Config{
 			SecretKey:  sk,
 			APIURL:     cfg.Clerk.APIURL,
@@ -104,7 +56,7 @@ func (a *App) setupSessions(cfg *config.Config, opts Options, now func() time.Ti
 		return err
 	}
 	a.sessions = svc
-	a.metrics.registerSessionChecks(svc)
+	a.metrics.RegisterSessionChecks(svc)
 	return nil
 }
 

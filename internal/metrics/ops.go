@@ -1,12 +1,14 @@
-package app
+package metrics
 
 import (
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiongate/sessiongate/internal/buildinfo"
+	"github.com/sessiongate/sessiongate/proxy"
 )
 
 // Results of a configuration reload (sessiongate_config_reloads_total).
@@ -31,14 +33,14 @@ type opsMetrics struct {
 	conns          prometheus.Gauge
 }
 
-func (m *metrics) registerOps() {
+func (s *Set) registerOps() {
 	bi := buildinfo.Read()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sessiongate_build_info",
 		Help: "Always 1; the labels name the running build (the version `sessiongate version` prints).",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(bi.Version, bi.GoVersion).Set(1)
-	o := &m.ops
+	o := &s.ops
 	o.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sessiongate_upstream_errors_total",
 		Help: "Failed upstream round trips by route and kind (dial, timeout, reset, tls, canceled: the client left first, other).",
@@ -63,43 +65,88 @@ func (m *metrics) registerOps() {
 		Name: "sessiongate_connections_open",
 		Help: "Client connections open on the proxy listener (a connection upgraded to a WebSocket leaves the count; its request stays in flight).",
 	})
-	m.reg.MustRegister(build, o.upstreamErrors, o.reloads, o.reloadOK, o.inFlight, o.conns)
+	s.reg.MustRegister(build, o.upstreamErrors, o.reloads, o.reloadOK, o.inFlight, o.conns)
 }
 
 // ObserveReload counts a configuration reload attempt by result (ReloadOK,
 // ReloadInvalid, ReloadRestartNeeded) and records whether the running
 // configuration is the one last asked for.
-func (m *metrics) ObserveReload(result string) {
-	m.ops.reloads.WithLabelValues(result).Inc()
+func (s *Set) ObserveReload(result string) {
+	s.ops.reloads.WithLabelValues(result).Inc()
 	if result == ReloadOK {
-		m.ops.reloadOK.Set(1)
+		s.ops.reloadOK.Set(1)
 	} else {
-		m.ops.reloadOK.Set(0)
+		s.ops.reloadOK.Set(0)
 	}
 }
 
 // observeUpstreamError counts a failed upstream round trip.
-func (m *metrics) observeUpstreamError(route, kind string) {
-	m.ops.upstreamErrors.WithLabelValues(route, kind).Inc()
+func (s *Set) observeUpstreamError(route, kind string) {
+	s.ops.upstreamErrors.WithLabelValues(route, kind).Inc()
 }
 
-// track counts the requests in flight on the proxy listener.
-func (m *metrics) track(next http.Handler) http.Handler {
+// Track wraps the proxy listener's handler: it counts the requests in
+// flight.
+func (s *Set) Track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.ops.inFlight.Inc()
-		defer m.ops.inFlight.Dec()
+		s.ops.inFlight.Inc()
+		defer s.ops.inFlight.Dec()
 		next.ServeHTTP(w, r)
 	})
 }
 
-// connState is the proxy server's ConnState hook: it counts open client
-// connections. A hijacked connection (a WebSocket) is no longer the
-// server's and leaves the count.
-func (m *metrics) connState(_ net.Conn, s http.ConnState) {
-	switch s {
+// ConnState is the proxy server's http.Server.ConnState hook: it counts
+// open client connections. A hijacked connection (a WebSocket) is no longer
+// the server's and leaves the count.
+func (s *Set) ConnState(_ net.Conn, st http.ConnState) {
+	switch st {
 	case http.StateNew:
-		m.ops.conns.Inc()
+		s.ops.conns.Inc()
 	case http.StateClosed, http.StateHijacked:
-		m.ops.conns.Dec()
+		s.ops.conns.Dec()
 	}
+}
+
+func (s *Set) registerClaims() {
+	s.claimsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sessiongate_claim_headers_dropped_total",
+		Help: "Mapped claims (headers.claims) the token had but that were not sent upstream, by header and reason (control-character, too-long).",
+	}, []string{"header", "reason"})
+	s.reg.MustRegister(s.claimsDropped)
+}
+
+// ClaimHeaderDropped implements proxy.ClaimHeaderObserver.
+func (s *Set) ClaimHeaderDropped(header, reason string) {
+	s.claimsDropped.WithLabelValues(header, reason).Inc()
+}
+
+// registerConnections registers the long-lived connection series, every
+// kind and reason at 0 from the start. (sessiongate_connections_open
+// counts client TCP connections; a WebSocket leaves it when it is hijacked
+// and is counted here.)
+func (s *Set) registerConnections() {
+	s.connOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sessiongate_long_lived_connections_open",
+		Help: "WebSockets (kind websocket) and streamed responses (kind stream: server-sent events, bodies without a length) open through the proxy.",
+	}, []string{"kind"})
+	s.connClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sessiongate_long_lived_connections_closed_total",
+		Help: "Long-lived connections closed, by kind and reason (session-revoked, max-lifetime, shutdown: closed by sessiongate; client, upstream: by that side).",
+	}, []string{"kind", "reason"})
+	for _, k := range proxy.ConnectionKinds() {
+		s.connOpen.WithLabelValues(k)
+		for _, r := range proxy.CloseReasons() {
+			s.connClosed.WithLabelValues(k, r)
+		}
+	}
+	s.reg.MustRegister(s.connOpen, s.connClosed)
+}
+
+// ConnectionOpened implements proxy.ConnectionObserver.
+func (s *Set) ConnectionOpened(kind string) { s.connOpen.WithLabelValues(kind).Inc() }
+
+// ConnectionClosed implements proxy.ConnectionObserver.
+func (s *Set) ConnectionClosed(kind, reason string, _ time.Duration) {
+	s.connOpen.WithLabelValues(kind).Dec()
+	s.connClosed.WithLabelValues(kind, reason).Inc()
 }
