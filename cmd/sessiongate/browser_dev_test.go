@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/devmode"
 )
 
 // TestBrowserDevelopmentInstance is the real-browser test against `sessiongate
@@ -19,7 +20,7 @@ import (
 // Without chromium/chromedriver it skips locally; with CI=true it fails.
 func TestBrowserDevelopmentInstance(t *testing.T) {
 	chromium, driver := needBrowser(t)
-	d := startBrowserDev(t, devOptions{Instance: instanceDevelopment})
+	d := startBrowserDev(t, devmode.Options{Instance: devmode.InstanceDevelopment})
 	fake := d.fake
 	if !fake.Development() {
 		t.Fatal("the fake is not a development instance")

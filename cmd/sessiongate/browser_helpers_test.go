@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/devmode"
 	"github.com/sessiongate/sessiongate/internal/testclock"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 	"github.com/sessiongate/sessiongate/middleware"
@@ -45,14 +46,14 @@ type devRun struct {
 	stderr *syncBuffer
 }
 
-// startBrowserDev runs devMain (Instance and frontendAPIProxy from opts)
+// startBrowserDev runs devmode.Run (Instance and FrontendAPIProxy from opts)
 // on free loopback ports, with short-lived tokens and a test clock, until
 // the test ends.
-func startBrowserDev(t *testing.T, opts devOptions) *devRun {
+func startBrowserDev(t *testing.T, opts devmode.Options) *devRun {
 	t.Helper()
 	clk := testclock.New(time.Now())
 	opts.TokenLifetime = browserTokenLifetime
-	opts.now = clk.Now
+	opts.Now = clk.Now
 	d := startDevMain(t, opts)
 	return &devRun{gate: d.gate, fake: d.fake, clock: clk, stderr: d.stderr}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sessiongate/sessiongate/config"
 	"github.com/sessiongate/sessiongate/handshake"
 	"github.com/sessiongate/sessiongate/internal/app"
+	"github.com/sessiongate/sessiongate/internal/devmode"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
 
@@ -44,7 +45,7 @@ func TestBrowserSatelliteDomain(t *testing.T) {
 		}
 		t.Skipf("satellite test skipped: %s is not a usable loopback address here: %v", satelliteHost, err)
 	}
-	d := startBrowserDev(t, devOptions{Instance: instanceProduction})
+	d := startBrowserDev(t, devmode.Options{Instance: devmode.InstanceProduction})
 	fake := d.fake
 	satOrigin := "http://" + gateLn.Addr().String()
 	sat := fake.StartSatellite(t, clerktest.SatelliteOptions{Addr: satelliteHost + ":0", AuthorizedParty: satOrigin})
@@ -119,7 +120,7 @@ func startSatelliteGate(t *testing.T, d *devRun, ln net.Listener, sat *clerktest
 	if err != nil {
 		t.Fatal(err)
 	}
-	demo := &http.Server{Handler: &demoUpstream{prefix: config.Defaults().Headers.Prefix}, ReadHeaderTimeout: 10 * time.Second}
+	demo := &http.Server{Handler: &devmode.DemoUpstream{Prefix: config.Defaults().Headers.Prefix}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = demo.Serve(demoLn) }()
 	t.Cleanup(func() { _ = demo.Close() })
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/devmode"
 )
 
 // browserTokenLifetime is the session-token lifetime of the browser tests:
@@ -37,7 +38,7 @@ func TestBrowserSessionThroughHandshake(t *testing.T) {
 }
 
 func browserSession(t *testing.T, chromium, driver string, proxied bool) {
-	d := startBrowserDev(t, devOptions{Instance: instanceProduction, frontendAPIProxy: proxied})
+	d := startBrowserDev(t, devmode.Options{Instance: devmode.InstanceProduction, FrontendAPIProxy: proxied})
 	fake := d.fake
 	wd := startBrowser(t, chromium, driver)
 	page := d.gate + "/hello?from=browser"

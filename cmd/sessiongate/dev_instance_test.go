@@ -7,18 +7,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/sessiongate/internal/devmode"
 )
 
 // `sessiongate dev --instance development`: the fake is a development
 // instance with the sk_test_ dev key, which the banner prints (with the
 // `dev token` flag it needs), and its tokens pass the gate.
 func TestDevDevelopmentInstance(t *testing.T) {
-	d := startDevMain(t, devOptions{TokenLifetime: time.Hour, Instance: instanceDevelopment})
+	d := startDevMain(t, devmode.Options{TokenLifetime: time.Hour, Instance: devmode.InstanceDevelopment})
 	gate, fake, stdout, stderr := d.gate, d.fake, d.stdout, d.stderr
-	if !fake.Development() || !strings.HasPrefix(fake.PublishableKey(), "pk_test_") || fake.SecretKey() != DevTestSecretKey {
+	if !fake.Development() || !strings.HasPrefix(fake.PublishableKey(), "pk_test_") || fake.SecretKey() != devmode.DevTestSecretKey {
 		t.Fatalf("fake: development %v, %s", fake.Development(), fake.PublishableKey())
 	}
-	for _, want := range []string{"a development instance", DevTestSecretKey, "--secret-key " + DevTestSecretKey} {
+	for _, want := range []string{"a development instance", devmode.DevTestSecretKey, "--secret-key " + devmode.DevTestSecretKey} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, stdout.String())
 		}
@@ -27,11 +29,11 @@ func TestDevDevelopmentInstance(t *testing.T) {
 		t.Errorf("no development-instance warning in the log:\n%s", stderr.String())
 	}
 	var out, errb bytes.Buffer
-	if code := runDevToken([]string{"--clerk", fake.URL(), "--secret-key", DevTestSecretKey}, &out, &errb); code != 0 {
+	if code := runDevToken([]string{"--clerk", fake.URL(), "--secret-key", devmode.DevTestSecretKey}, &out, &errb); code != 0 {
 		t.Fatalf("dev token: exit %d %s", code, errb.String())
 	}
 	resp, body := send(t, client(nil, false), http.MethodGet, gate+"/x", nil, map[string]string{"Authorization": "Bearer " + strings.TrimSpace(out.String())})
-	var echo demoResponse
+	var echo devmode.DemoResponse
 	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &echo) != nil || echo.Identity == nil {
 		t.Errorf("bearer through the development gate: %d %s", resp.StatusCode, body)
 	}

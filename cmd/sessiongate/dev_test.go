@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/devmode"
 	"github.com/sessiongate/sessiongate/internal/testport"
 	"github.com/sessiongate/sessiongate/internal/testwait"
 )
@@ -38,17 +39,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// devInstance is a running devMain.
+// devInstance is a running devmode.Run.
 type devInstance struct {
 	gate, clerk    string // the gate's URL; the fake's, read from the banner
 	fake           *clerktest.Instance
 	stdout, stderr *syncBuffer
 }
 
-// startDevMain runs devMain with opts on loopback ports the listeners pick
+// startDevMain runs devmode.Run with opts on loopback ports the listeners pick
 // themselves ("127.0.0.1:0") until the test ends, and returns once it is
 // ready. Its stderr is logged when the test fails.
-func startDevMain(t *testing.T, opts devOptions) *devInstance {
+func startDevMain(t *testing.T, opts devmode.Options) *devInstance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &devInstance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
@@ -56,18 +57,18 @@ func startDevMain(t *testing.T, opts devOptions) *devInstance {
 	fakeCh := make(chan *clerktest.Instance, 1)
 	done := make(chan error, 1)
 	opts.Listen, opts.ClerkListen, opts.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	opts.ready = func(o string) { ready <- o }
-	opts.onFake = func(f *clerktest.Instance) { fakeCh <- f }
-	go func() { done <- devMain(ctx, opts, d.stdout, d.stderr) }()
+	opts.Ready = func(o string) { ready <- o }
+	opts.OnFake = func(f *clerktest.Instance) { fakeCh <- f }
+	go func() { done <- devmode.Run(ctx, opts, d.stdout, d.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("devMain: %v", err)
+				t.Errorf("devmode.Run: %v", err)
 			}
 		case <-time.After(testwait.Generous):
-			t.Errorf("devMain did not stop within %v", testwait.Generous)
+			t.Errorf("devmode.Run did not stop within %v", testwait.Generous)
 		}
 		if t.Failed() {
 			t.Logf("sessiongate dev stderr:\n%s", d.stderr)
@@ -76,9 +77,9 @@ func startDevMain(t *testing.T, opts devOptions) *devInstance {
 	select {
 	case d.gate = <-ready:
 	case err := <-done:
-		t.Fatalf("devMain returned early: %v\nstderr:\n%s", err, d.stderr)
+		t.Fatalf("devmode.Run returned early: %v\nstderr:\n%s", err, d.stderr)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("devMain not ready within 30s\nstderr:\n%s", d.stderr)
+		t.Fatalf("devmode.Run not ready within 30s\nstderr:\n%s", d.stderr)
 	}
 	d.fake = <-fakeCh
 	return d
@@ -88,7 +89,7 @@ func startDevMain(t *testing.T, opts devOptions) *devInstance {
 // reads the fake's URL from the banner.
 func startDev(t *testing.T) *devInstance {
 	t.Helper()
-	d := startDevMain(t, devOptions{TokenLifetime: time.Hour})
+	d := startDevMain(t, devmode.Options{TokenLifetime: time.Hour})
 	m := regexp.MustCompile(`fake Clerk\s+(http://\S+)`).FindStringSubmatch(d.stdout.String())
 	if m == nil {
 		t.Fatalf("no fake Clerk URL in the banner:\n%s", d.stdout)
@@ -133,7 +134,7 @@ var curlWithout = regexp.MustCompile(`(?m)^\s*curl -i (http://\S+)$`)
 func TestDevBanner(t *testing.T) {
 	d := startDev(t)
 	out := d.stdout.String()
-	for _, want := range []string{d.gate, "real Clerk session tokens live 60s", "sessiongate dev token", DevSecretKey, "/sign-in?redirect_url="} {
+	for _, want := range []string{d.gate, "real Clerk session tokens live 60s", "sessiongate dev token", devmode.DevSecretKey, "/sign-in?redirect_url="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}
@@ -151,7 +152,7 @@ func TestDevBanner(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("curl with token: %d %s", resp.StatusCode, body)
 	}
-	var echo demoResponse
+	var echo devmode.DemoResponse
 	if err := json.Unmarshal([]byte(body), &echo); err != nil {
 		t.Fatalf("demo JSON %s: %v", body, err)
 	}
@@ -182,7 +183,7 @@ func TestDevBanner(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("curl with the API key: %d %s", resp.StatusCode, body)
 	}
-	echo = demoResponse{}
+	echo = devmode.DemoResponse{}
 	if err := json.Unmarshal([]byte(body), &echo); err != nil {
 		t.Fatalf("demo JSON %s: %v", body, err)
 	}
@@ -281,7 +282,7 @@ func TestDevToken(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	var echo demoResponse
+	var echo devmode.DemoResponse
 	if err := json.Unmarshal([]byte(body), &echo); err != nil || echo.Identity == nil ||
 		echo.Identity.UserID != "user_123" || echo.Identity.OrgID != "org_456" || echo.Identity.OrgRole != "org:admin" {
 		t.Errorf("identity %+v (%v): %s", echo.Identity, err, body)
@@ -347,55 +348,3 @@ func TestRunDevUsageAndPortTaken(t *testing.T) {
 		})
 	}
 }
-
-func TestDemoUpstream(t *testing.T) {
-	d := &demoUpstream{prefix: "X-Sessiongate-", signInURL: "http://127.0.0.1:1/sign-in?redirect_url=x", signOut: "http://127.0.0.1:1/sign-out"}
-	for _, tc := range []struct {
-		name    string
-		hdr     map[string]string
-		html    bool
-		want    []string
-		notWant []string
-	}{
-		{"json identity", map[string]string{"X-Sessiongate-User-Id": "user_1", "X-Sessiongate-Org-Permissions": "org:a:b, org:c:d", "Cookie": "__session=secret", "Authorization": "Bearer secret"},
-			false, []string{`"user_id": "user_1"`, `"org:a:b"`, `"org:c:d"`, `"Cookie": "[redacted]"`}, []string{"secret"}},
-		{"json anonymous", nil, false, []string{`"identity": null`}, nil},
-		{"html identity", map[string]string{"Accept": "text/html", "X-Sessiongate-User-Id": "<b>u</b>", "Cookie": "__session=secret"},
-			true, []string{`&lt;b&gt;u&lt;/b&gt;`, "Sign out"}, []string{"<b>u</b>", "secret"}},
-		{"html anonymous", map[string]string{"Accept": "text/html"}, true, []string{"Not signed in", "sign-in?redirect_url=x"}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, "http://demo/p", nil)
-			for k, v := range tc.hdr {
-				req.Header.Set(k, v)
-			}
-			rec := &recorder{h: http.Header{}}
-			d.ServeHTTP(rec, req)
-			ct := rec.h.Get("Content-Type")
-			if tc.html != strings.HasPrefix(ct, "text/html") {
-				t.Errorf("Content-Type %q", ct)
-			}
-			body := rec.b.String()
-			for _, w := range tc.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("body lacks %q:\n%s", w, body)
-				}
-			}
-			for _, w := range tc.notWant {
-				if strings.Contains(body, w) {
-					t.Errorf("body has %q:\n%s", w, body)
-				}
-			}
-		})
-	}
-}
-
-type recorder struct {
-	h      http.Header
-	b      bytes.Buffer
-	status int
-}
-
-func (r *recorder) Header() http.Header         { return r.h }
-func (r *recorder) Write(p []byte) (int, error) { return r.b.Write(p) }
-func (r *recorder) WriteHeader(s int)           { r.status = s }

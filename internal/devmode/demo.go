@@ -1,4 +1,4 @@
-package main
+package devmode
 
 import (
 	"encoding/json"
@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// demoIdentity is what the gate told the demo upstream, from the identity
+// DemoIdentity is what the gate told the demo upstream, from the identity
 // headers.
-type demoIdentity struct {
+type DemoIdentity struct {
 	TokenType      string   `json:"token_type,omitempty"`
 	UserID         string   `json:"user_id"`
 	SessionID      string   `json:"session_id,omitempty"`
@@ -24,28 +24,28 @@ type demoIdentity struct {
 	ActorID        string   `json:"actor_id,omitempty"`
 }
 
-// demoResponse is the demo upstream's JSON answer.
-type demoResponse struct {
+// DemoResponse is the demo upstream's JSON answer.
+type DemoResponse struct {
 	Path     string            `json:"path"`
 	Method   string            `json:"method"`
-	Identity *demoIdentity     `json:"identity"` // null: not signed in
+	Identity *DemoIdentity     `json:"identity"` // null: not signed in
 	Headers  map[string]string `json:"headers"`
 }
 
 // redactedHeaders are shown as "[redacted]": they carry the session token.
 var redactedHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization"}
 
-// demoUpstream is the app behind the gate in dev mode: it shows what it
+// DemoUpstream is the app behind the gate in dev mode: it shows what it
 // received. Browsers (Accept: text/html…) get a page; anything else JSON.
-type demoUpstream struct {
-	prefix    string // identity header prefix, "X-Sessiongate-"
-	signInURL string
-	signOut   string
+type DemoUpstream struct {
+	Prefix     string // identity header prefix, "X-Sessiongate-"
+	SignInURL  string // the page's sign-in link
+	SignOutURL string // the page's sign-out link
 }
 
-func (d *demoUpstream) identity(h http.Header) *demoIdentity {
-	get := func(name string) string { return h.Get(d.prefix + name) }
-	id := &demoIdentity{
+func (d *DemoUpstream) identity(h http.Header) *DemoIdentity {
+	get := func(name string) string { return h.Get(d.Prefix + name) }
+	id := &DemoIdentity{
 		TokenType: get("Token-Type"),
 		TokenID:   get("Token-Id"),
 		Scopes:    get("Scopes"),
@@ -67,8 +67,10 @@ func (d *demoUpstream) identity(h http.Header) *demoIdentity {
 	return id
 }
 
-func (d *demoUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp := demoResponse{
+// ServeHTTP answers with what r carried: its identity headers and the
+// others, with those that carry the session token redacted.
+func (d *DemoUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp := DemoResponse{
 		Path:     r.URL.Path,
 		Method:   r.Method,
 		Identity: d.identity(r.Header),
@@ -85,10 +87,10 @@ func (d *demoUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(strings.ToLower(r.Header.Get("Accept")), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = demoPage.Execute(w, struct {
-			demoResponse
+			DemoResponse
 			HeaderNames        []string
 			SignInURL, SignOut string
-		}{resp, slices.Sorted(maps.Keys(resp.Headers)), d.signInURL, d.signOut})
+		}{resp, slices.Sorted(maps.Keys(resp.Headers)), d.SignInURL, d.SignOutURL})
 		return
 	}
 	b, err := json.MarshalIndent(resp, "", "  ")
