@@ -13,7 +13,7 @@
 #   PACE_MS=0        > 0: paced load instead of saturation: every connection pauses PACE_MS ms on average (uniform 1..2*PACE_MS-1) after each answer
 #                    (bench/wrk/pace.lua), so every row gets the same offered load, ~CONNS*1000/PACE_MS req/s;
 #                    the latencies are then those of a proxy below its limit (use CONNS=64 PACE_MS=10: ~6,000 req/s)
-#   SCENARIOS="bare bare-default a b c d a-async b-async"   rows to run, in this order (also: bare-nopool;
+#   SCENARIOS="bare bare-default a b c d a-async b-async"   rows to run, in this order (also: bare-same, bare-nopool;
 #                    a-alt b-alt with ALT_BIN); a-async / b-async are (a) / (b) with log.async: true (buffered access log)
 #   ALT_BIN=         a sessiongate binary of another revision: rows a-alt / b-alt run it like (a) / (b), and the
 #                    memory measurement runs it too, so that two revisions are compared in one run (interleaved)
@@ -253,9 +253,9 @@ start_gate() {
 	wait_for "http://$ADMIN_ADDR/readyz" 15 "$PROXY_PID" || { tail -n 20 "$log" >&2; return 1; }
 }
 
-# start_bare TRANSPORT POOL LOG: the bare proxy (benchenv proxy), pinned; sets PROXY_PID.
+# start_bare TRANSPORT POOL LOG [FLAGS...]: the bare proxy (benchenv proxy), pinned; sets PROXY_PID.
 start_bare() {
-	local cmd=("$BIN/benchenv" proxy -listen "$BARE_ADDR" -upstream "http://$UPSTREAM_ADDR" -transport "$1" -pool="$2") log=$3
+	local cmd=("$BIN/benchenv" proxy -listen "$BARE_ADDR" -upstream "http://$UPSTREAM_ADDR" -transport "$1" -pool="$2" "${@:4}") log=$3
 	# The bare proxy serves its profile where sessiongate's admin listener would be (not running then).
 	[[ $PROFILE == 1 ]] && cmd+=(-pprof "$ADMIN_ADDR")
 	if [[ -n $PROXY_CPUS ]]; then cmd=(taskset -c "$PROXY_CPUS" "${cmd[@]}"); fi
@@ -409,6 +409,14 @@ for s in $SCENARIOS; do
 		measure bare-nopool "bare ReverseProxy: proxy.NewTransport, no buffer pool" "$BARE_URL" "${AUTH[@]}"
 		finish_proxy bare-nopool "$log"
 		;;
+	bare-same)
+		same=(-same-work)
+		[[ $ACCESS_LOG == on ]] && same+=(-access-log "$WORK/logs/bare-same.access.log")
+		start_bare tuned true "$log" "${same[@]}"
+		measure bare-same "bare ReverseProxy + sessiongate's work besides authentication (its 8 upstream headers as constants, X-Request-Id, a JSON access line)" "$BARE_URL" "${AUTH[@]}"
+		finish_proxy bare-same "$log"
+		[[ $KEEP_LOGS == 1 ]] || rm -f "$WORK/logs/bare-same.access.log"
+		;;
 	bare-default)
 		start_bare default false "$log"
 		measure bare-default "bare ReverseProxy: Go defaults (default transport, no buffer pool; reference)" "$BARE_URL" "${AUTH[@]}"
@@ -468,7 +476,7 @@ for s in $SCENARIOS; do
 		finish_proxy "$s" "$log"
 		;;
 	*)
-		echo "run.sh: unknown scenario $s (want bare bare-nopool bare-default a b c d a-async b-async a-alt b-alt)" >&2
+		echo "run.sh: unknown scenario $s (want bare bare-same bare-nopool bare-default a b c d a-async b-async a-alt b-alt)" >&2
 		exit 2
 		;;
 	esac

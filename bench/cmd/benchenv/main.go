@@ -59,6 +59,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,7 @@ import (
 	"time"
 
 	"github.com/sessiongate/sessiongate/clerktest"
+	"github.com/sessiongate/sessiongate/internal/linewriter"
 	"github.com/sessiongate/sessiongate/internal/netutil"
 	"github.com/sessiongate/sessiongate/proxy"
 )
@@ -249,7 +251,7 @@ func upstreamHandler(body []byte, clen string) http.Handler {
 // sessiongate's ReverseProxy set-up minus the gate, so the ratios measure the
 // gate and not a buffer pool. Without pool it is ReverseProxy's zero value,
 // which allocates a buffer per request.
-func bareProxy(up *url.URL, t http.RoundTripper, pool bool) http.Handler {
+func bareProxy(up *url.URL, t http.RoundTripper, pool bool) *httputil.ReverseProxy {
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(up)
@@ -262,6 +264,62 @@ func bareProxy(up *url.URL, t http.RoundTripper, pool bool) http.Handler {
 		rp.BufferPool = newBufferPool()
 	}
 	return rp
+}
+
+// sameHeaders are the headers sessiongate adds upstream for the harness's
+// tokens (a session with an active organization), as constants of the same
+// lengths: X-Request-Id and the identity headers.
+var sameHeaders = [...][2]string{
+	{"X-Request-Id", "89c0b72e14230000000000000001"},
+	{"X-Sessiongate-Token-Type", "session_token"},
+	{"X-Sessiongate-User-Id", "user_2NNEqL2nrIRdJ194ndJqAHwEfxC"},
+	{"X-Sessiongate-Session-Id", "sess_2NNEqL2nrIRdJ194ndJqAHwEfxC"},
+	{"X-Sessiongate-Org-Id", "org_2bench"},
+	{"X-Sessiongate-Org-Slug", "acme"},
+	{"X-Sessiongate-Org-Role", "org:admin"},
+	{"X-Sessiongate-Org-Permissions", "org:docs:read,org:docs:write,org:billing:read"},
+}
+
+// sameWork wraps the bare proxy with the work sessiongate does besides
+// authentication: the same headers upstream (constants), X-Request-Id on
+// the answer, and one JSON access line per request written like
+// sessiongate's (hand-encoded, through the same group-commit writer). What
+// sessiongate costs more than this row is its own work: routing, path
+// checks, stripping inbound identity headers, the token cache, metrics.
+func sameWork(rp *httputil.ReverseProxy, accessLog io.Writer) http.Handler {
+	rewrite := rp.Rewrite
+	rp.Rewrite = func(pr *httputil.ProxyRequest) {
+		rewrite(pr)
+		for _, h := range sameHeaders {
+			pr.Out.Header[h[0]] = []string{h[1]}
+		}
+	}
+	bufs := sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header()["X-Request-Id"] = []string{sameHeaders[0][1]}
+		rp.ServeHTTP(w, r)
+		if accessLog == nil {
+			return
+		}
+		bp := bufs.Get().(*[]byte)
+		b := append((*bp)[:0], `{"level":"info","ts":"`...)
+		b = time.Now().AppendFormat(b, "2006-01-02T15:04:05.000Z0700")
+		b = append(b, `","logger":"proxy","msg":"request","method":`...)
+		b = strconv.AppendQuote(b, r.Method)
+		b = append(b, `,"path":`...)
+		b = strconv.AppendQuote(b, r.URL.Path)
+		b = append(b, `,"original_path":"","route":"app","status":200,"reason":"","duration":`...)
+		b = strconv.AppendFloat(b, time.Since(start).Seconds(), 'f', -1, 64)
+		b = append(b, `,"user_id":"`...)
+		b = append(b, sameHeaders[2][1]...)
+		b = append(b, `","request_id":"`...)
+		b = append(b, sameHeaders[0][1]...)
+		b = append(b, "\"}\n"...)
+		_, _ = accessLog.Write(b)
+		*bp = b
+		bufs.Put(bp)
+	})
 }
 
 // bufferPool is the same as sessiongate's (proxy/proxy.go, unexported).
@@ -500,6 +558,8 @@ func runProxy(args []string) error {
 	tr := fs.String("transport", "tuned", "tuned (proxy.NewTransport, as sessiongate) or default (http.DefaultTransport)")
 	pool := fs.Bool("pool", true, "recycle body-copy buffers (ReverseProxy.BufferPool), as sessiongate does")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (bench/run.sh PROFILE=1)")
+	same := fs.Bool("same-work", false, "also do sessiongate's work besides authentication: its upstream headers (constants), X-Request-Id, a JSON access line")
+	accessLog := fs.String("access-log", "", "with -same-work: append the access lines to this file (default: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -532,7 +592,22 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	s := &http.Server{Handler: bareProxy(u, t, *pool), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	var h http.Handler = bareProxy(u, t, *pool)
+	if *same {
+		var out io.Writer
+		if *accessLog != "" {
+			f, err := os.OpenFile(*accessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				return fmt.Errorf("-access-log: %w", err)
+			}
+			defer f.Close()
+			lw := linewriter.New(f, 0)
+			defer func() { _ = lw.Sync() }()
+			out = lw
+		}
+		h = sameWork(bareProxy(u, t, *pool), out)
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
