@@ -135,8 +135,10 @@ func newAccessWriter(w io.Writer, name string) *accessWriter {
 	return a
 }
 
-// write encodes l and writes it with one Write call. The writer's errors
-// are ignored, as zap ignores them for a log line.
+// write encodes l and writes it with one Write call. A write error is
+// dropped (zap would report it to its ErrorOutput): an access line is not
+// worth failing or slowing a request for, and the binary's writer is
+// stderr, where there is nowhere else to report it.
 func (a *accessWriter) write(l *accessLine) {
 	bp := a.bufs.Get().(*[]byte)
 	b := appendAccessLine((*bp)[:0], time.Now(), a.name, l)

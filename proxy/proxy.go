@@ -98,8 +98,10 @@ type Options struct {
 	// zap.NewProductionEncoderConfig, TimeKey "ts" and
 	// zapcore.ISO8601TimeEncoder writes (the sessiongate binary's logger),
 	// with Logger's name as "logger". Lines are written only while Logger is
-	// enabled at info level. It must be safe for concurrent use and must
-	// not keep the slice it is given (zap's WriteSyncers qualify).
+	// enabled at info level, so a nil Logger (a no-op logger) writes none.
+	// It must be safe for concurrent use and must not keep the slice it is
+	// given (zap's WriteSyncers qualify). Write errors are dropped: the
+	// writer reports its own (the binary's writes to stderr).
 	AccessLogWriter io.Writer
 	// ClaimHeaders maps upstream header names to claim paths ("X-User-Email":
 	// "email", "X-Plan": "public_metadata.plan"), for every route; a route's
@@ -1110,8 +1112,12 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the final status: an informational reply (100
+// Continue, 103 Early Hints) that an upstream sends before its answer is
+// passed on but does not stand for the answer; 101 Switching Protocols is
+// final.
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -557,15 +557,24 @@ func NewLogger(level string, async bool) (*zap.Logger, zapcore.WriteSyncer, erro
 			return nil, nil, fmt.Errorf("log.level: %w", err)
 		}
 	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.TimeKey = "ts"
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
 	var out zapcore.WriteSyncer = linewriter.New(os.Stderr, 0)
 	if async {
 		out = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stderr), Size: 256 << 10, FlushInterval: time.Second}
 	}
-	// No sampling: every access-log line is kept.
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl), zap.ErrorOutput(zapcore.Lock(os.Stderr))), out, nil
+	return LoggerTo(out, lvl), out, nil
+}
+
+// LoggerTo is the process logger's encoding on out at level: JSON with
+// zap's production keys, "ts" in ISO 8601, no caller, no sampling (every
+// access-log line is kept). The proxy's hand-written access lines
+// (proxy.Options.AccessLogWriter) are byte for byte what this logger
+// writes; proxy's TestAccessLogWriterWritesWhatTheBinaryLoggerWould holds
+// the two together, so a change here that they do not follow fails it.
+func LoggerTo(out zapcore.WriteSyncer, level zapcore.Level) *zap.Logger {
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "ts"
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, level), zap.ErrorOutput(zapcore.Lock(os.Stderr)))
 }
 
 // machineVerifier is a.machines as the Gate's interface (a nil *Verifier
