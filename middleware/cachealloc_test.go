@@ -11,11 +11,15 @@ import (
 	"github.com/sessiongate/sessiongate/middleware"
 )
 
-// A cached token costs one allocation: the Claims handed to the caller,
-// with the hit's strings (sub, sid, jti) in the same object. The cache
-// itself keeps no pointers (the garbage collector never scans it), so the
-// claims are rebuilt from its record on every hit; this holds the price
-// of that at one allocation. (Not parallel: AllocsPerRun.)
+// A cached token costs two allocations: the Claims handed to the caller,
+// and one copy of the hit's own strings (sub, sid, jti), which they share.
+// The cache itself keeps no pointers (the garbage collector never scans
+// it), so the claims are rebuilt from its record on every hit; this holds
+// the price of that at two. (One is possible, the strings inside the Claims
+// object, and was measured: no faster, and a caller keeping one string,
+// as the session-status cache keeps the session id, would then pin the
+// whole ~480-byte object instead of a ~96-byte copy.) (Not parallel:
+// AllocsPerRun.)
 func TestCachedHitDoesNotAllocateBeyondItsClaims(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector; scripts/test runs this without -race")
@@ -41,8 +45,8 @@ func TestCachedHitDoesNotAllocateBeyondItsClaims(t *testing.T) {
 		if c, err = gate.Verify(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
-	}); allocs > 1 {
-		t.Errorf("%v allocations per cached verification, want 1", allocs)
+	}); allocs > 2 {
+		t.Errorf("%v allocations per cached verification, want 2", allocs)
 	}
 	if c.Subject != first.Subject || c.SessionID != first.SessionID || c.ID != first.ID || c.OrgSlug != "acme" ||
 		len(c.OrgPermissions) != 2 {
@@ -52,8 +56,7 @@ func TestCachedHitDoesNotAllocateBeyondItsClaims(t *testing.T) {
 		t.Errorf("cache hits %d, want every repeat to hit", st.CacheHits)
 	}
 
-	// A hit whose strings do not fit in the Claims' own buffer (long ids,
-	// custom claims) decodes them from a separate copy, the same.
+	// Long ids and custom claims decode the same from a hit.
 	long := strings.Repeat("x", 200)
 	tok, err = inst.Mint(clerktest.WithUser("user_"+long), clerktest.WithClaim("profile", map[string]string{"bio": long}))
 	if err != nil {

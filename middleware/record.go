@@ -225,15 +225,7 @@ const maxRecordSize = 32 << 10
 type cachedClaims struct {
 	Claims
 	fva [2]int64
-	// small holds the hit's copy of the blob when it fits: sub, sid and jti
-	// of a Clerk token take ~85 bytes, so a hit is one allocation, not two.
-	// The strings then point into this object and keep all of it alive
-	// (~500 bytes instead of the blob's ~100) while a caller keeps one.
-	small [inlineBlob]byte
 }
-
-// inlineBlob is the largest blob a hit keeps in its cachedClaims.
-const inlineBlob = 128
 
 // recordReader decodes refs against the hit's own copy of the blob.
 type recordReader struct {
@@ -294,11 +286,7 @@ func decodeRecord(rec []byte, in *interner) *Claims {
 	c := &h.Claims
 	r := recordReader{in: in}
 	if n := int(le.Uint32(rec[52:])); n > 0 {
-		if n <= inlineBlob {
-			r.blob = h.small[:n:n]
-		} else {
-			r.blob = make([]byte, n)
-		}
+		r.blob = make([]byte, n)
 		copy(r.blob, rec[blobAt:])
 	}
 	if flags&recExp != 0 {
